@@ -1,0 +1,82 @@
+# Every command a contributor runs. `make demo` and `make test` set up everything they need
+# on a fresh Debian/Ubuntu machine (apt packages, a project-local virtualenv, the podman
+# configuration and the locally built test image).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+BUILD := $(CURDIR)/.build
+# The source tree seen as a collection (unit tests import it from here).
+SRC_COLLECTIONS := $(BUILD)/src
+# The built tarball installed, plus the third-party collections the tests use.
+COLLECTIONS := $(BUILD)/collections
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+TARBALL := $(BUILD)/pycgi-hosting-$(VERSION).tar.gz
+
+export CONTAINERS_CONF := $(CURDIR)/tools/containers.conf
+export PYCGI_TEST_IMAGE ?= localhost/pycgi-hosting-test:$(shell sha256sum tools/build-image | cut -c1-12)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_PYTHON_INTERPRETER := auto_silent
+export ANSIBLE_NOCOLOR := 1
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/activate: requirements/test.txt
+	rm -rf $(VENV)
+	"$$(tools/find-python)" -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/test.txt
+	touch $@
+
+.PHONY: venv
+venv: $(BIN)/activate ## Project-local virtualenv with the pinned tools
+
+.PHONY: host-deps
+host-deps: ## Install podman, runc and debootstrap on this machine (apt)
+	tools/install-host-deps
+
+.PHONY: image
+image: host-deps ## Build (once) the local Debian test image
+	tools/build-image $(PYCGI_TEST_IMAGE)
+
+$(SRC_COLLECTIONS)/ansible_collections/pycgi/hosting:
+	mkdir -p $(dir $@)
+	ln -sfn $(CURDIR) $@
+
+.PHONY: collection
+collection: venv $(SRC_COLLECTIONS)/ansible_collections/pycgi/hosting ## Build the tarball and install it for the tests
+	mkdir -p $(BUILD)
+	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) . >/dev/null
+	$(BIN)/ansible-galaxy collection install --force -p $(COLLECTIONS) $(TARBALL) >/dev/null
+	$(BIN)/python tools/fetch-collections $(COLLECTIONS) $(BUILD)/cache
+
+.PHONY: deps
+deps: host-deps venv collection image
+
+.PHONY: unit
+unit: venv $(SRC_COLLECTIONS)/ansible_collections/pycgi/hosting ## Unit tests (host only, real interpreters)
+	PYTHONPATH=$(SRC_COLLECTIONS) $(BIN)/pytest -q $(or $(PYTEST_ARGS),tests/unit)
+
+.PHONY: container-tests
+container-tests: deps ## Module tests inside containers of the test image (Apache, users, SELinux)
+	PYTHONPATH=$(SRC_COLLECTIONS):$(CURDIR)/tests $(BIN)/pytest -q $(or $(PYTEST_ARGS),tests/container)
+
+.PHONY: sanity
+sanity: venv ## ansible-test sanity on a copy of the tracked files
+	rm -rf $(BUILD)/sanity && mkdir -p $(BUILD)/sanity/ansible_collections/pycgi/hosting
+	git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t $(BUILD)/sanity/ansible_collections/pycgi/hosting
+	cd $(BUILD)/sanity/ansible_collections/pycgi/hosting && \
+	  $(BIN)/ansible-test sanity --python $$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') --requirements --color no
+
+.PHONY: lint
+lint: collection ## ansible-lint (production profile) and changelog lint
+	$(BIN)/ansible-lint --profile production
+	$(BIN)/antsibull-changelog lint
+
+.PHONY: test
+test: deps unit sanity lint container-tests ## Every test: unit, sanity, lint, containers, Molecule

@@ -1,0 +1,138 @@
+"""Containers of the local test image, for tests that touch Apache, users or SELinux.
+
+Those tests never change the machine that runs them: each gets a container of the Debian
+test image (systemd as PID 1, Apache, Python 3, SELinux userland and reference policy), built
+by `tools/build-image` and named by the PYCGI_TEST_IMAGE variable the Makefile exports.
+Modules are run in the container through Ansible itself (the podman connection plugin), so
+what is tested is what a playbook does.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONTAINERS_CONF = os.path.join(REPO_ROOT, "tools", "containers.conf")
+
+
+def podman_env():
+    env = dict(os.environ)
+    env.setdefault("CONTAINERS_CONF", CONTAINERS_CONF)
+    return env
+
+
+def podman(*args, check=True, input=None, timeout=300):
+    """Runs podman with an argument list; returns the CompletedProcess (text mode)."""
+    proc = subprocess.run(["podman"] + [str(a) for a in args], input=input, capture_output=True,
+                          text=True, env=podman_env(), timeout=timeout)
+    if check and proc.returncode != 0:
+        raise RuntimeError("podman %s failed (rc=%d): %s%s" % (" ".join(map(str, args)), proc.returncode,
+                                                               proc.stdout, proc.stderr))
+    return proc
+
+
+def test_image():
+    """The test image's name; skips-or-fails decisions belong to the caller."""
+    image = os.environ.get("PYCGI_TEST_IMAGE")
+    if not image:
+        raise RuntimeError("PYCGI_TEST_IMAGE is not set: run the container tests through `make container-tests`")
+    return image
+
+
+def podman_available():
+    return shutil.which("podman") is not None and "PYCGI_TEST_IMAGE" in os.environ
+
+
+class Container:
+    """One running container of the test image with systemd as PID 1."""
+
+    def __init__(self, name):
+        self.name = name
+
+    @classmethod
+    def start(cls, image=None, prefix="pycgi-test"):
+        name = "%s-%s" % (prefix, uuid.uuid4().hex[:8])
+        podman("run", "-d", "--name", name, "--hostname", name, "--systemd=always",
+               "--tmpfs", "/run", "--tmpfs", "/tmp:exec", image or test_image(), "/sbin/init")
+        container = cls(name)
+        container.wait_for_systemd()
+        return container
+
+    def wait_for_systemd(self, timeout=60):
+        proc = self.exec("systemctl", "is-system-running", "--wait", check=False, timeout=timeout)
+        state = proc.stdout.strip()
+        if state not in ("running", "degraded"):
+            raise RuntimeError("systemd in %s did not come up: %r %s" % (self.name, state, proc.stderr))
+
+    def remove(self):
+        podman("rm", "-f", "-t", "0", self.name, check=False)
+
+    def exec(self, *argv, user=None, check=True, input=None, env=None, timeout=300, workdir=None):
+        """Runs an argument list in the container (never through a shell string)."""
+        args = ["exec", "-i"] if input is not None else ["exec"]
+        if user:
+            args += ["--user", user]
+        if workdir:
+            args += ["--workdir", workdir]
+        for key, value in (env or {}).items():
+            args += ["--env", "%s=%s" % (key, value)]
+        return podman(*(args + [self.name] + list(argv)), check=check, input=input, timeout=timeout)
+
+    def put_file(self, path, content, mode=0o644, owner="root:root"):
+        """Writes a file in the container (parents created)."""
+        if isinstance(content, str):
+            content = content.encode()
+        with tempfile.NamedTemporaryFile(delete=False) as tmp:
+            tmp.write(content)
+        try:
+            self.exec("mkdir", "-p", os.path.dirname(path))
+            podman("cp", tmp.name, "%s:%s" % (self.name, path))
+        finally:
+            os.unlink(tmp.name)
+        self.exec("chown", owner, path)
+        self.exec("chmod", "%o" % mode, path)
+
+    def read_file(self, path):
+        return self.exec("cat", path).stdout
+
+    def copy_in(self, src, dest):
+        self.exec("mkdir", "-p", os.path.dirname(dest.rstrip("/")) or "/")
+        podman("cp", src, "%s:%s" % (self.name, dest))
+
+    def http_get(self, url_path, port=80):
+        """Requests http://localhost<url_path> from inside the container: (status, body)."""
+        proc = self.exec("curl", "-s", "-o", "/dev/stdout", "-w", "\n%{http_code}",
+                         "http://localhost:%d%s" % (port, url_path), check=False)
+        body, _, status = proc.stdout.rpartition("\n")
+        return int(status or 0), body
+
+    def run_module(self, module, args=None, check_mode=False, diff=False):
+        """Runs pycgi.hosting.<module> (or any FQCN) in this container through Ansible.
+
+        Returns the module's result dict (with `failed` set when it failed)."""
+        fqcn = module if "." in module else "pycgi.hosting." + module
+        with tempfile.TemporaryDirectory() as tree:
+            cmd = [os.path.join(os.path.dirname(shutil.which("ansible") or "ansible"), "ansible"),
+                   "all", "-i", "%s," % self.name, "-c", "containers.podman.podman",
+                   "-e", "ansible_python_interpreter=/usr/bin/python3",
+                   "-m", fqcn, "-a", json.dumps(args or {}), "--tree", tree]
+            if check_mode:
+                cmd.append("--check")
+            if diff:
+                cmd.append("--diff")
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=podman_env(), timeout=600)
+            result_file = os.path.join(tree, self.name)
+            if not os.path.exists(result_file):
+                raise RuntimeError("ansible gave no result (rc=%d):\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
+            with open(result_file) as handle:
+                result = json.load(handle)
+        result.setdefault("failed", proc.returncode != 0)
+        return result
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
