@@ -66,6 +66,10 @@ unit: venv $(SRC_COLLECTIONS)/ansible_collections/pycgi/hosting ## Unit tests (h
 container-tests: deps ## Module tests inside containers of the test image (Apache, users, SELinux)
 	PYTHONPATH=$(SRC_COLLECTIONS):$(CURDIR)/tests $(BIN)/pytest -q $(or $(PYTEST_ARGS),tests/container)
 
+.PHONY: playbook-tests
+playbook-tests: collection ## The built tarball's modules driven by ansible-playbook on localhost
+	PYTHONPATH=$(SRC_COLLECTIONS):$(CURDIR)/tests $(BIN)/pytest -q $(or $(PYTEST_ARGS),tests/playbook)
+
 .PHONY: sanity
 sanity: venv ## ansible-test sanity on a copy of the tracked files
 	rm -rf $(BUILD)/sanity && mkdir -p $(BUILD)/sanity/ansible_collections/pycgi/hosting
@@ -79,4 +83,4 @@ lint: collection ## ansible-lint (production profile) and changelog lint
 	$(BIN)/antsibull-changelog lint
 
 .PHONY: test
-test: deps unit sanity lint container-tests ## Every test: unit, sanity, lint, containers, Molecule
+test: deps unit playbook-tests sanity lint container-tests ## Every test: unit, sanity, lint, containers, Molecule
