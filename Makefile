@@ -82,5 +82,18 @@ lint: collection ## ansible-lint (production profile) and changelog lint
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/antsibull-changelog lint
 
+.PHONY: molecule
+molecule: deps ## Molecule: syntax of the CentOS scenario, full run of the offline Debian one
+	$(BIN)/molecule syntax -s default
+	$(BIN)/molecule test -s debian
+
+.PHONY: demo
+demo: deps ## site.yml against a local container, twice, then a real HTTP request
+	tools/demo
+
+.PHONY: demo-clean
+demo-clean: ## Remove the demo container
+	podman rm -f -t 0 $${PYCGI_DEMO_CONTAINER:-pycgi-demo}
+
 .PHONY: test
-test: deps unit playbook-tests sanity lint container-tests ## Every test: unit, sanity, lint, containers, Molecule
+test: deps unit playbook-tests sanity lint container-tests molecule ## Every test: unit, sanity, lint, containers, Molecule
