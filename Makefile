@@ -53,7 +53,7 @@ collection: venv $(SRC_COLLECTIONS)/ansible_collections/pycgi/hosting ## Build t
 	mkdir -p $(BUILD)
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) . >/dev/null
 	$(BIN)/ansible-galaxy collection install --force -p $(COLLECTIONS) $(TARBALL) >/dev/null
-	$(BIN)/python tools/fetch-collections $(COLLECTIONS) $(BUILD)/cache
+	$(BIN)/python tools/fetch_collections.py $(COLLECTIONS) $(BUILD)/cache
 
 .PHONY: deps
 deps: host-deps venv collection image
@@ -71,11 +71,19 @@ playbook-tests: collection ## The built tarball's modules driven by ansible-play
 	PYTHONPATH=$(SRC_COLLECTIONS):$(CURDIR)/tests $(BIN)/pytest -q $(or $(PYTEST_ARGS),tests/playbook)
 
 .PHONY: sanity
+# The copy lives outside this checkout: inside it, ansible-test would ask git for the files
+# and find the ignored build directory empty.
+SANITY_ROOT := $(or $(TMPDIR),/tmp)/pycgi-hosting-sanity
+SANITY_DIR := $(SANITY_ROOT)/ansible_collections/pycgi/hosting
+SANITY_HOME := $(BUILD)/ansible-test-home
 sanity: venv ## ansible-test sanity on a copy of the tracked files
-	rm -rf $(BUILD)/sanity && mkdir -p $(BUILD)/sanity/ansible_collections/pycgi/hosting
-	git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t $(BUILD)/sanity/ansible_collections/pycgi/hosting
-	cd $(BUILD)/sanity/ansible_collections/pycgi/hosting && \
-	  $(BIN)/ansible-test sanity --python $$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') --requirements --color no
+	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_DIR)
+	git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t $(SANITY_DIR)
+	pip_version=$$($(BIN)/python -c 'import re, ansible_test._internal.python_requirements as r, inspect; print(re.search(r"pip=.([0-9.]+)", inspect.getsource(r)).group(1))'); \
+	  mkdir -p $(SANITY_HOME)/.ansible/test/cache && \
+	  cp tools/get-pip-offline.py $(SANITY_HOME)/.ansible/test/cache/get_pip_$${pip_version//./_}.py
+	cd $(SANITY_DIR) && HOME=$(SANITY_HOME) $(BIN)/ansible-test sanity --color no --requirements \
+	  --python $$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 .PHONY: lint
 lint: collection ## ansible-lint (production profile) and changelog lint

@@ -26,7 +26,7 @@ def podman_env():
 def podman(*args, check=True, input=None, timeout=300):
     """Runs podman with an argument list; returns the CompletedProcess (text mode)."""
     proc = subprocess.run(["podman"] + [str(a) for a in args], input=input, capture_output=True,
-                          text=True, env=podman_env(), timeout=timeout)
+                          text=True, env=podman_env(), timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise RuntimeError("podman %s failed (rc=%d): %s%s" % (" ".join(map(str, args)), proc.returncode,
                                                                proc.stdout, proc.stderr))
@@ -105,7 +105,7 @@ class Container:
         """Requests http://localhost<url_path> from inside the container: (status, body)."""
         proc = self.exec("curl", "-s", "-o", "/dev/stdout", "-w", "\n%{http_code}",
                          "http://localhost:%d%s" % (port, url_path), check=False)
-        body, _, status = proc.stdout.rpartition("\n")
+        body, _sep, status = proc.stdout.rpartition("\n")
         return int(status or 0), body
 
     def run_module(self, module, args=None, check_mode=False, diff=False):
@@ -122,7 +122,7 @@ class Container:
                 cmd.append("--check")
             if diff:
                 cmd.append("--diff")
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=podman_env(), timeout=600)
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=podman_env(), timeout=600, check=False)
             result_file = os.path.join(tree, self.name)
             if not os.path.exists(result_file):
                 raise RuntimeError("ansible gave no result (rc=%d):\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))

@@ -19,7 +19,7 @@ CHILD_ENV_DROP = ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "PYTHONOPTIM
 def _version_of(path):
     try:
         out = subprocess.run([path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, timeout=30)
+                             capture_output=True, text=True, timeout=30, check=False)
     except OSError:
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -76,7 +76,7 @@ def run_module(name, args, check_mode=False, diff=False, tmp_path=None):
         json.dump({"ANSIBLE_MODULE_ARGS": params}, handle)
     try:
         proc = subprocess.run([sys.executable, "-m", "ansible_collections.pycgi.hosting.plugins.modules." + name,
-                               args_file], capture_output=True, text=True, env=child_env(), timeout=600)
+                               args_file], capture_output=True, text=True, env=child_env(), timeout=600, check=False)
     finally:
         os.unlink(args_file)
     try:

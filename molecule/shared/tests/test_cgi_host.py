@@ -43,7 +43,7 @@ def layout(host):
 def http(host, path):
     """(status, body) of a request to the host's own Apache."""
     out = host.check_output("curl -s -o /dev/stdout -w '\\n%%{http_code}' %s", "http://localhost" + path)
-    body, _, status = out.rpartition("\n")
+    body, _sep, status = out.rpartition("\n")
     return int(status), body
 
 
@@ -93,7 +93,7 @@ def test_the_entry_script_keeps_its_executable_bit(host, layout):
 def test_a_cached_pyc_is_never_served(host, layout):
     tag = cache_report(host, layout["root"])["tag"]
     for url in ("/cgi-bin/cgiapp/__pycache__/main.%s.pyc" % tag, "/cgi-bin/cgiapp/__pycache__/"):
-        status, _ = http(host, url)
+        status = http(host, url)[0]
         assert status == 403, url
 
 
@@ -102,7 +102,7 @@ def test_serving_requests_uses_the_caches_without_rewriting_them(host, layout):
         return host.check_output("find %s -name '*.pyc' -printf '%%p %%i %%T@\\n'", layout["root"])
 
     before = snapshot()
-    for _ in range(3):
+    for _request in range(3):
         assert http(host, "/cgi-bin/hello.py")[0] == 200
     assert snapshot() == before
 

@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Unpacks the collections the tests need (containers.podman for Molecule's podman driver,
 community.general for the benchmark's builtin-recipe playbook) from the `ansible` wheel on
 PyPI into a collections path. Ansible Galaxy is not reachable from the CI machines, PyPI is.
 
-Usage: tools/fetch-collections DEST_COLLECTIONS_PATH CACHE_DIR
+Usage: python tools/fetch_collections.py DEST_COLLECTIONS_PATH CACHE_DIR
 """
 import glob
 import os
