@@ -1,0 +1,202 @@
+# Copyright (c) 2026 pycgi.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The Apache side of the bytecode caches: the marker-delimited block that denies web access
+to every ``__pycache__`` below a CGI root, and the knowledge of the two Apache layouts.
+
+Plain functions on plain strings; nothing here touches the host except
+``default_config_path``, which only looks at which main config exists.
+"""
+
+from __future__ import annotations
+
+import os
+
+RHEL_CONFIG = "/etc/httpd/conf/httpd.conf"
+DEBIAN_CONFIG = "/etc/apache2/apache2.conf"
+
+# Where the config test programs live when they are not on the module's PATH.
+CONFIG_TEST_DIRS = ["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/apache2/bin"]
+
+MARKER = "pycgi.hosting pycache"
+CACHE_DIR = "__pycache__"
+
+# PCRE metacharacters, escaped with a backslash. The backslash and the double quote are written
+# as hex escapes instead: Apache's quoted-argument parser would eat the backslash of "\\" and
+# "\"", and hex escapes keep the regex readable by PCRE alone.
+_PCRE_ESCAPES = dict((char, "\\" + char) for char in ".^$*+?()[]{}|")
+_PCRE_ESCAPES.update({"\\": "\\x5c", '"': "\\x22"})
+
+# Characters that <Directory> would read as a wildcard or that its quoting cannot carry as
+# they are; a root with any of them gets the equivalent <DirectoryMatch> instead.
+_NOT_LITERAL_IN_DIRECTORY = set('*?[]"\\')
+
+_ENV_NAME_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+class ApacheConfigError(ValueError):
+    """Input or config content this module cannot handle; the message names what is wrong."""
+
+
+def normalize_root(path):
+    """The CGI root as it appears in the markers and the regex: absolute, no trailing slash,
+    no ``.``/``..`` parts. Raises ApacheConfigError for a relative path or control characters."""
+    if not path or not path.startswith("/"):
+        raise ApacheConfigError("path must be an absolute directory, got %r" % (path,))
+    if any(ord(char) < 32 or ord(char) == 127 for char in path):
+        raise ApacheConfigError("path %r contains a control character, which an Apache config line cannot hold" % (path,))
+    root = os.path.normpath(path)
+    # normpath keeps a leading "//" (POSIX allows it a meaning); Apache does not.
+    return "/" + root.lstrip("/")
+
+
+def pcre_escape(text):
+    """``text`` as a PCRE pattern that matches exactly it, safe inside a quoted Apache argument."""
+    return "".join(_PCRE_ESCAPES.get(char, char) for char in text)
+
+
+def pycache_regex(root):
+    """The <DirectoryMatch> regex for every ``__pycache__`` at or below ``root``.
+
+    Apache 2.4 applies a <DirectoryMatch> only where the regex matches, not to the
+    subdirectories of a matching directory, and matches it against the path of the requested
+    file itself. So the regex is anchored at the root, accepts any depth of packages before
+    ``__pycache__`` and anything after it, and requires ``__pycache__`` to be a whole path
+    component.
+    """
+    return "^%s/(?:.+/)?%s(?:/|$)" % (pcre_escape(root.rstrip("/")), CACHE_DIR)
+
+
+def markers(root):
+    """The first and last line of the block for ``root`` (without newlines)."""
+    return "# BEGIN %s %s" % (MARKER, root), "# END %s %s" % (MARKER, root)
+
+
+def _directory_section(root):
+    """Opening and closing lines of a section for ``root`` and everything below it."""
+    if any(char in _NOT_LITERAL_IN_DIRECTORY for char in root) or "${" in root:
+        return '<DirectoryMatch "^%s(?:/|$)">' % pcre_escape(root.rstrip("/")), "</DirectoryMatch>"
+    return '<Directory "%s">' % root, "</Directory>"
+
+
+def _conf_word(value):
+    """``value`` as one Apache config argument."""
+    if value and all(char.isalnum() or char in "_./:@+-," for char in value):
+        return value
+    return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _check_environment(environment):
+    for name, value in environment:
+        if not name or name[0].isdigit() or not set(name) <= _ENV_NAME_CHARS:
+            raise ApacheConfigError("%r is not a valid environment variable name" % (name,))
+        if "${" in value or any(ord(char) < 32 for char in value):
+            raise ApacheConfigError("the value of %s cannot be written to an Apache config: %r" % (name, value))
+
+
+def render_block(root, environment=()):
+    """The whole block for ``root`` (normalized), ending with a newline.
+
+    ``environment`` is a sequence of (name, value) pairs set with ``SetEnv`` for the CGI
+    scripts of the root (mod_env); an empty sequence adds no section for them.
+    """
+    _check_environment(environment)
+    begin, end = markers(root)
+    lines = [
+        begin,
+        "# Managed by pycgi.hosting.httpd_pycache: Python bytecode caches below this CGI root",
+        "# are never served or run over HTTP.",
+        '<DirectoryMatch "%s">' % pycache_regex(root),
+        "    Require all denied",
+        "    Options None",
+        "    AllowOverride None",
+        "</DirectoryMatch>",
+    ]
+    if environment:
+        opening, closing = _directory_section(root)
+        lines.append(opening)
+        lines.extend("    SetEnv %s %s" % (name, _conf_word(value)) for name, value in environment)
+        lines.append(closing)
+    lines.append(end)
+    return "\n".join(lines) + "\n"
+
+
+def _split_lines(text):
+    """Lines of ``text`` with their newlines; only "\\n" ends a line (joins back to ``text``)."""
+    pieces = text.split("\n")
+    tail = pieces.pop()
+    lines = [piece + "\n" for piece in pieces]
+    if tail:
+        lines.append(tail)
+    return lines
+
+
+def find_block(lines, root):
+    """(first, last) indexes of the block for ``root`` in ``lines``, or None.
+
+    Raises ApacheConfigError (naming 1-based line numbers) for a marker without its partner
+    or for two blocks of the same root, which a person must sort out.
+    """
+    begin, end = markers(root)
+    spans = []
+    start = None
+    for index, line in enumerate(lines):
+        stripped = line.rstrip("\r\n")
+        if stripped == begin:
+            if start is not None:
+                raise ApacheConfigError("line %d: %r opens a block again before line %d's block is closed" % (index + 1, begin, start + 1))
+            start = index
+        elif stripped == end:
+            if start is None:
+                raise ApacheConfigError("line %d: %r has no %r before it" % (index + 1, end, begin))
+            spans.append((start, index))
+            start = None
+    if start is not None:
+        raise ApacheConfigError("line %d: %r has no %r after it" % (start + 1, begin, end))
+    if len(spans) > 1:
+        raise ApacheConfigError("lines %s: more than one block for %s; remove all but one" % (
+            ", ".join("%d-%d" % (first + 1, last + 1) for first, last in spans), root))
+    return spans[0] if spans else None
+
+
+def current_block(text, root):
+    """The block for ``root`` as it is in ``text`` (with its newlines), or None."""
+    lines = _split_lines(text)
+    span = find_block(lines, root)
+    if span is None:
+        return None
+    return "".join(lines[span[0]:span[1] + 1])
+
+
+def set_block(text, root, block):
+    """``text`` with the block for ``root`` replaced by ``block``, appended if missing, or
+    removed when ``block`` is None. Everything outside the block is kept byte for byte."""
+    lines = _split_lines(text)
+    span = find_block(lines, root)
+    if span is not None:
+        lines[span[0]:span[1] + 1] = [block] if block is not None else []
+    elif block is not None:
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        lines.append(block)
+    return "".join(lines)
+
+
+def default_config_path(exists=os.path.exists):
+    """The main config of the host's layout (RHEL family first), or None if neither exists."""
+    for path in (RHEL_CONFIG, DEBIAN_CONFIG):
+        if exists(path):
+            return path
+    return None
+
+
+def config_test_programs(dest):
+    """Names of the programs that run Apache's config test, the layout's own first.
+
+    Debian's ``apache2ctl`` reads /etc/apache2/envvars before it runs the server binary (which
+    fails on the config's ${APACHE_*} variables without them); the RHEL family has ``apachectl``.
+    """
+    if dest.startswith("/etc/apache2/"):
+        return ("apache2ctl", "apachectl")
+    return ("apachectl", "apache2ctl")

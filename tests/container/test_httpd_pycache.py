@@ -1,0 +1,214 @@
+"""pycgi.hosting.httpd_pycache against a real Apache (Debian layout) in a container.
+
+One container for the file; every test leaves the config as it found it.
+"""
+import re
+
+import pytest
+
+MAIN = "/etc/apache2/apache2.conf"
+STOCK = "/usr/lib/cgi-bin"
+# A root whose name needs escaping: space, dots, brackets, plus, parentheses, dollar.
+EXTRA = "/srv/py cgi [v1.2]+(x)$"
+PYC = "compiled code stand-in\n"
+
+SCRIPT = """#!/usr/bin/python3
+import os
+import sys
+print("Content-Type: text/plain")
+print()
+print("hello from %s" % os.path.basename(__file__))
+print("PYTHONDONTWRITEBYTECODE=%s" % os.environ.get("PYTHONDONTWRITEBYTECODE"))
+print("dont_write_bytecode=%d" % sys.flags.dont_write_bytecode)
+"""
+
+# The extra root: its scripts through a ScriptAlias, and the same directory as plain files
+# through an Alias, where a .pyc would be handed out for download without the block.
+SITE = """ScriptAlias "/extra/" "%(root)s/"
+Alias "/extra-files/" "%(root)s/"
+<Directory "/srv">
+    Require all granted
+</Directory>
+""" % {"root": EXTRA}
+
+
+def put(container, path, content, mode="644"):
+    """Writes a file through the container's shell-free tools (podman cp reads brackets as a glob)."""
+    container.exec("mkdir", "-p", path.rsplit("/", 1)[0])
+    container.exec("dd", "status=none", "of=" + path, input=content)
+    container.exec("chmod", mode, path)
+
+
+def populate(container, root):
+    put(container, root + "/app.py", SCRIPT, mode="755")
+    put(container, root + "/x__pycache__/app.py", SCRIPT, mode="755")
+    for pyc in ("/__pycache__/app.cpython-311.pyc", "/pkg/__pycache__/mod.cpython-311.pyc",
+                "/pkg/sub/__pycache__/deep.cpython-311.pyc", "/__pycache__/odd/inner.pyc"):
+        put(container, root + pyc, PYC)
+
+
+@pytest.fixture(scope="module")
+def web(module_container):
+    container = module_container
+    populate(container, STOCK)
+    populate(container, EXTRA)
+    container.put_file("/etc/apache2/conf-available/extra-root.conf", SITE)
+    container.exec("a2enconf", "extra-root")
+    container.exec("a2enmod", "cgid")
+    container.exec("systemctl", "start", "apache2")
+    return container
+
+
+def restart(container):
+    container.exec("systemctl", "restart", "apache2")
+
+
+def fingerprint(container, path):
+    """Content hash, inode, mode, owner, size and mtime: what 'left as it was' means."""
+    return container.exec("sh", "-c", 'sha256sum "$1"; stat -c "%i %a %U:%G %s %Y" "$1"', "sh", path).stdout
+
+
+def listing(container, directory):
+    return sorted(container.exec("ls", "-a", directory).stdout.split())
+
+
+def status(container, url):
+    return container.http_get(url.replace(" ", "%20").replace("[", "%5B").replace("]", "%5D"))[0]
+
+
+CACHED_URLS = ["__pycache__/app.cpython-311.pyc", "pkg/__pycache__/mod.cpython-311.pyc",
+               "pkg/sub/__pycache__/deep.cpython-311.pyc", "__pycache__/odd/inner.pyc"]
+
+
+def test_caches_are_refused_and_scripts_still_run(web):
+    # Without the block Apache hands compiled code out as a plain file.
+    assert status(web, "/extra-files/__pycache__/app.cpython-311.pyc") == 200
+
+    stock = web.run_module("httpd_pycache", {"path": STOCK})
+    extra = web.run_module("httpd_pycache", {"path": EXTRA})
+    assert not stock["failed"] and stock["changed"] is True, stock
+    assert not extra["failed"] and extra["changed"] is True, extra
+    assert stock["dest"] == MAIN
+    assert extra["regex"] == r"^/srv/py cgi \[v1\.2\]\+\(x\)\$/(?:.+/)?__pycache__(?:/|$)"
+    restart(web)
+
+    for prefix in ("/cgi-bin/", "/extra/", "/extra-files/"):
+        for url in CACHED_URLS:
+            assert status(web, prefix + url) == 403, prefix + url
+    for prefix in ("/cgi-bin/", "/extra/"):
+        code, body = web.http_get(prefix + "app.py")
+        assert code == 200 and "hello from app.py" in body
+        # A name that merely contains __pycache__ is not a cache.
+        assert status(web, prefix + "x__pycache__/app.py") == 200
+
+    assert web.run_module("httpd_pycache", {"path": STOCK})["changed"] is False
+    assert web.run_module("httpd_pycache", {"path": EXTRA + "/"})["changed"] is False
+
+
+def test_write_bytecode_false_reaches_the_cgi_scripts(web):
+    web.run_module("httpd_pycache", {"path": STOCK})
+    result = web.run_module("httpd_pycache", {"path": EXTRA, "write_bytecode": False})
+    try:
+        assert not result["failed"] and result["changed"] is True, result
+        assert result["block"] in web.read_file(MAIN)
+        assert "    SetEnv PYTHONDONTWRITEBYTECODE 1\n" in result["block"]
+        restart(web)
+        body = web.http_get("/extra/app.py")[1]
+        assert "PYTHONDONTWRITEBYTECODE=1" in body and "dont_write_bytecode=1" in body
+        assert "PYTHONDONTWRITEBYTECODE=None" in web.http_get("/cgi-bin/app.py")[1]
+        assert status(web, "/extra/__pycache__/app.cpython-311.pyc") == 403
+    finally:
+        web.run_module("httpd_pycache", {"path": EXTRA})
+        restart(web)
+    assert "PYTHONDONTWRITEBYTECODE=None" in web.http_get("/extra/app.py")[1]
+
+
+def test_absent_removes_only_that_root(web):
+    web.run_module("httpd_pycache", {"path": STOCK})
+    web.run_module("httpd_pycache", {"path": EXTRA})
+    try:
+        result = web.run_module("httpd_pycache", {"path": EXTRA, "state": "absent"})
+        assert not result["failed"] and result["changed"] is True, result
+        config = web.read_file(MAIN)
+        assert EXTRA not in config and "# BEGIN pycgi.hosting pycache %s\n" % STOCK in config
+        restart(web)
+        assert status(web, "/extra-files/__pycache__/app.cpython-311.pyc") == 200
+        assert status(web, "/cgi-bin/__pycache__/app.cpython-311.pyc") == 403
+    finally:
+        web.run_module("httpd_pycache", {"path": EXTRA})
+        restart(web)
+
+
+def test_check_mode_writes_nothing(web):
+    before = fingerprint(web, MAIN)
+    result = web.run_module("httpd_pycache", {"path": "/srv/other"}, check_mode=True)
+    assert not result["failed"] and result["changed"] is True, result
+    assert result["block"].startswith("# BEGIN pycgi.hosting pycache /srv/other\n")
+    assert fingerprint(web, MAIN) == before
+
+
+def test_an_already_broken_config_is_left_alone(web):
+    web.put_file("/etc/apache2/conf-enabled/zz-broken.conf", "ThisIsNotADirective on\n")
+    try:
+        before = fingerprint(web, MAIN)
+        result = web.run_module("httpd_pycache", {"path": "/srv/other"})
+        assert result["failed"] is True and result["changed"] is False
+        assert "already fails before any change" in result["msg"]
+        assert "ThisIsNotADirective" in result["msg"]
+        assert fingerprint(web, MAIN) == before
+    finally:
+        web.exec("rm", "/etc/apache2/conf-enabled/zz-broken.conf")
+
+
+def test_a_change_that_fails_the_config_test_is_undone_byte_for_byte(web):
+    # Without mod_env, the SetEnv of write_bytecode=false is an unknown directive.
+    web.exec("a2dismod", "-f", "env")
+    web.exec("chown", "root:www-data", MAIN)
+    web.exec("chmod", "640", MAIN)
+    try:
+        before = fingerprint(web, MAIN)
+        files = listing(web, "/etc/apache2")
+        result = web.run_module("httpd_pycache", {"path": "/srv/other", "write_bytecode": False, "backup": True})
+        assert result["failed"] is True and result["changed"] is False
+        assert "fails with the block for /srv/other in place" in result["msg"]
+        assert "Invalid command 'SetEnv'" in result["msg"]
+        assert "backup_file" not in result
+        assert fingerprint(web, MAIN) == before
+        assert listing(web, "/etc/apache2") == files
+    finally:
+        web.exec("a2enmod", "env")
+        web.exec("chown", "root:root", MAIN)
+        web.exec("chmod", "644", MAIN)
+
+
+def test_backup_keeps_a_timestamped_copy(web):
+    original = web.exec("sha256sum", MAIN).stdout.split()[0]
+    result = web.run_module("httpd_pycache", {"path": "/srv/backed-up", "backup": True})
+    try:
+        assert not result["failed"] and result["changed"] is True, result
+        assert re.match(re.escape(MAIN) + r"\.\d+\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d~$", result["backup_file"])
+        assert web.exec("sha256sum", result["backup_file"]).stdout.split()[0] == original
+    finally:
+        web.run_module("httpd_pycache", {"path": "/srv/backed-up", "state": "absent"})
+        web.exec("rm", "-f", result.get("backup_file", "/nonexistent"))
+
+
+def test_the_rhel_layout_is_preferred_when_present(web):
+    web.put_file("/etc/httpd/conf/httpd.conf", "ServerRoot /etc/httpd\n")
+    try:
+        result = web.run_module("httpd_pycache", {"path": "/var/www/cgi-bin", "validate": False})
+        assert result["dest"] == "/etc/httpd/conf/httpd.conf"
+        assert web.read_file("/etc/httpd/conf/httpd.conf") == "ServerRoot /etc/httpd\n" + result["block"]
+        assert "/var/www/cgi-bin" not in web.read_file(MAIN)
+    finally:
+        web.exec("rm", "-r", "/etc/httpd")
+
+
+def test_no_main_config_is_a_clear_error(web):
+    web.exec("mv", MAIN, MAIN + ".away")
+    try:
+        result = web.run_module("httpd_pycache", {"path": STOCK})
+        assert result["failed"] is True
+        assert "no Apache main config found" in result["msg"]
+    finally:
+        web.exec("mv", MAIN + ".away", MAIN)
