@@ -1,0 +1,411 @@
+# Copyright (c) 2026 pycgi.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Precompiles a CGI tree with each interpreter that runs it: the domain code of the
+``pycgi.hosting.precompile`` module, plain functions on plain data.
+
+:func:`precompile` is the entry point. It walks the tree once (``_pytree.walk``), works out
+the interpreters (listed, or named by the entry scripts' ``#!`` lines), starts the compile
+program (``_compile_worker``) once under each of them and reads its probe, refuses the job
+before anything is written when an interpreter cannot do it, sends each one the list of
+sources, then prunes what no interpreter will ever read.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import select
+import shutil
+import subprocess
+import time
+
+from ansible_collections.pycgi.hosting.plugins.module_utils import _compile_worker
+from ansible_collections.pycgi.hosting.plugins.module_utils._pytree import entry_scripts, parse_pyc_name, walk
+
+DEFAULT_INTERPRETER = "/usr/bin/python3"
+INVALIDATION_MODES = ("timestamp", "checked_hash", "unchecked_hash")
+OPTIMIZE_LEVELS = (0, 1, 2)
+MIN_VERSION = (3, 6)
+# -I: PYTHON* variables and the user's site directory ignored; -S: no site-packages, so no
+# .pth file runs code; -B: the interpreter's own imports write no bytecode anywhere.
+WORKER_FLAGS = ("-I", "-S", "-B", "-c")
+PROBE_TIMEOUT = 60.0
+PROBE_KEYS = frozenset(("executable", "version", "version_info", "cache_tag", "hash_pyc"))
+
+# path: as listed or named; named_by: why it is used (for messages); probe: _compile_worker.probe().
+Interpreter = collections.namedtuple("Interpreter", ["path", "named_by", "probe"])
+
+
+class PrecompileError(Exception):
+    """A problem that stops the whole run (a bad option or interpreter: before anything is
+    written)."""
+
+
+def worker_source():
+    """The compile program's source, read through its loader (a file, or Ansible's zip)."""
+    source = _compile_worker.__loader__.get_source(_compile_worker.__name__)
+    if not source:
+        raise PrecompileError("the source of %s is not available" % _compile_worker.__name__)
+    return source
+
+
+def interpreter_requests(tree, interpreters=None, search_path=None):
+    """``[(path, named_by)]``: the interpreters to compile for, in order, not yet deduplicated.
+
+    ``interpreters`` when given; otherwise those of the tree's entry scripts, a bare command
+    (``#!/usr/bin/env python3``) looked up in ``search_path`` (default: this host's PATH);
+    otherwise :data:`DEFAULT_INTERPRETER`.
+    """
+    if interpreters:
+        return [(path, "listed in interpreters") for path in interpreters]
+    if search_path is None:
+        search_path = os.environ.get("PATH", os.defpath)
+    requests, seen = [], {}
+    for script in tree.entry_scripts:
+        command = script.command
+        if not os.path.isabs(command):
+            found = shutil.which(command, path=search_path)
+            if found is None:
+                raise PrecompileError(
+                    "%s runs %r through env, and no %s is on PATH (%s); list the interpreter"
+                    " in interpreters" % (script.path, command, command, search_path))
+            command = os.path.abspath(found)
+        if command not in seen:
+            seen[command] = len(requests)
+            requests.append([command, [script.path]])
+        else:
+            requests[seen[command]][1].append(script.path)
+    if not requests:
+        return [(DEFAULT_INTERPRETER, "the default (no entry script names a Python)")]
+    return [(command, _named_by(scripts)) for command, scripts in requests]
+
+
+def _named_by(scripts):
+    if len(scripts) == 1:
+        return "named by the #! line of %s" % scripts[0]
+    return "named by the #! lines of %s and %d more" % (scripts[0], len(scripts) - 1)
+
+
+class _Worker(object):
+    """The compile program running under one interpreter, waiting for its job."""
+
+    def __init__(self, path, named_by, source):
+        self.path, self.named_by = path, named_by
+        if not os.path.exists(path):
+            raise PrecompileError("Python interpreter %s (%s) does not exist" % (path, named_by))
+        try:
+            self.proc = subprocess.Popen([path] + list(WORKER_FLAGS) + [source],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, close_fds=True)
+        except OSError as exc:
+            raise PrecompileError("Python interpreter %s (%s) cannot be run: %s"
+                                  % (path, named_by, exc.strerror or exc))
+
+    def read_probe(self, deadline):
+        line = b""
+        fd = self.proc.stdout.fileno()
+        while not line.endswith(b"\n"):
+            ready = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]
+            if not ready:
+                self.stop()
+                raise self._broken("no answer within %d seconds" % PROBE_TIMEOUT)
+            block = os.read(fd, 4096)
+            if not block:
+                break
+            line += block
+        try:
+            probe = json.loads(line.decode("utf-8"))
+        except ValueError:
+            probe = None
+        if not isinstance(probe, dict) or not PROBE_KEYS.issubset(probe):
+            raise self._broken(self._stderr())
+        return probe
+
+    def run(self, job):
+        out, err = self.proc.communicate(job)
+        if self.proc.returncode != 0:
+            raise PrecompileError("compiling with %s failed (exit status %d): %s"
+                                  % (self.path, self.proc.returncode, _tail(err)))
+        try:
+            result = json.loads(out.decode("utf-8"))
+        except ValueError:
+            raise PrecompileError("compiling with %s gave no result: %s" % (self.path, _tail(err)))
+        if "fatal" in result:
+            raise PrecompileError("%s: %s" % (self.path, result["fatal"]))
+        return result
+
+    def stop(self):
+        """Ends a program that has not been given its job, and reaps it."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._close()
+
+    def _stderr(self):
+        """What a program that failed to start said (it is ended and reaped)."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=PROBE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        err = self.proc.stderr.read()
+        self._close()
+        return _tail(err) or "exit status %s" % self.proc.returncode
+
+    def _close(self):
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def _broken(self, detail):
+        return PrecompileError("%s (%s) is not a working Python %d.%d+ interpreter: %s"
+                               % (self.path, self.named_by, MIN_VERSION[0], MIN_VERSION[1], detail))
+
+
+def _tail(data, lines=5):
+    text = data.decode("utf-8", "replace").strip() if data else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _refusal(interp, invalidation_mode):
+    """Why ``interp`` cannot do the job, or None."""
+    probe = interp.probe
+    if tuple(probe["version_info"]) < MIN_VERSION:
+        return "%s (%s) is Python %s; Python %d.%d or later is needed" % (
+            interp.path, interp.named_by, probe["version"], MIN_VERSION[0], MIN_VERSION[1])
+    if not probe["cache_tag"]:
+        return "%s (%s) does not cache bytecode (no cache tag)" % (interp.path, interp.named_by)
+    if invalidation_mode != "timestamp" and not probe["hash_pyc"]:
+        return ("invalidation_mode %s needs hash-based .pyc files, which Python 3.7 introduced:"
+                " %s (%s) is Python %s" % (invalidation_mode, interp.path, interp.named_by,
+                                           probe["version"]))
+    return None
+
+
+def launch(requests):
+    """Starts the compile program under each requested interpreter (distinct real paths)."""
+    source = worker_source()
+    started, seen = [], set()
+    try:
+        for path, named_by in requests:
+            real = os.path.realpath(path)
+            if real not in seen:
+                seen.add(real)
+                started.append(_Worker(path, named_by, source))
+    except BaseException:
+        stop(started)
+        raise
+    return started
+
+
+def check_interpreters(started, invalidation_mode="timestamp"):
+    """Reads each started program's probe; returns ``[(Interpreter, worker)]``.
+
+    Two paths to the same executable count once. Raises PrecompileError, with every program
+    stopped and nothing written, when one is broken or cannot do the job.
+    """
+    deadline = time.monotonic() + PROBE_TIMEOUT
+    chosen, executables = [], set()
+    try:
+        for worker in started:
+            interp = Interpreter(worker.path, worker.named_by, worker.read_probe(deadline))
+            refusal = _refusal(interp, invalidation_mode)
+            if refusal:
+                raise PrecompileError(refusal)
+            executable = os.path.realpath(interp.probe["executable"] or worker.path)
+            if executable in executables:
+                worker.stop()
+                continue
+            executables.add(executable)
+            chosen.append((interp, worker))
+    except BaseException:
+        stop(started)
+        raise
+    return chosen
+
+
+def stop(workers):
+    for worker in workers:
+        worker.stop()
+
+
+def prune_candidates(tree, cache_tags):
+    """``[(path, reason)]`` of the files in the tree's ``__pycache__`` directories that no
+    listed interpreter will read: caches of another tag, caches whose source is gone, and
+    temporary files of interrupted writes. Other files are left alone.
+    """
+    sources = {directory: set(names) for directory, names in tree.sources}
+    excluded = set(tree.excluded)
+    tmp_suffix = _compile_worker.TMP_SUFFIX
+    doomed = []
+    for cache_dir, names in tree.pycache:
+        parent = os.path.dirname(cache_dir)
+        present = sources.get(parent, ())
+        for name in names:
+            if name.endswith(tmp_suffix):
+                doomed.append((os.path.join(cache_dir, name), "temporary file of an interrupted write"))
+                continue
+            parsed = parse_pyc_name(name)
+            if parsed is None:
+                continue
+            source = parsed[0] + ".py"
+            if parsed[1] not in cache_tags:
+                doomed.append((os.path.join(cache_dir, name),
+                               "cache tag %s: no listed interpreter reads it" % parsed[1]))
+            elif source not in present and os.path.join(parent, source) not in excluded:
+                doomed.append((os.path.join(cache_dir, name),
+                               "its source %s is gone" % os.path.join(parent, source)))
+    return doomed
+
+
+def optimize_warnings(tree, optimize):
+    """Entry scripts whose ``#!`` line runs Python with -O/-OO, so that their imports read
+    ``.opt-N`` caches that ``optimize`` does not produce."""
+    found = {}
+    for script in tree.entry_scripts:
+        level = 0
+        for word in script.options:
+            if not word.startswith("-") or word.startswith("--"):
+                break
+            for flag in word[1:]:
+                if flag == "O":
+                    level += 1
+                elif flag in "cmWXQ":
+                    break
+        level = min(level, 2)
+        if level and level not in optimize:
+            found.setdefault(level, []).append(script.path)
+    return ["%s run Python with -%s, so their imports read .opt-%d.pyc caches: add %d to"
+            " optimize to precompile them" % (", ".join(paths), "O" * level, level, level)
+            for level, paths in sorted(found.items())]
+
+
+def _error_order(item):
+    (path, line, msg), _used = item
+    return path, line or 0, msg
+
+
+def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=(0,),
+               workers=0, exclude=(), prune=True, check_mode=False, diff=False,
+               search_path=None):
+    """Brings the bytecode caches of the tree at ``path`` up to date.
+
+    Arguments are the module's options; ``check_mode`` computes the same answer and writes
+    nothing; ``diff`` adds a before/after of the cache state; ``search_path`` is the PATH
+    used for ``#!/usr/bin/env python3`` (default: this process's).
+
+    Returns a dict: ``changed``, ``compiled`` (sources), ``pruned`` (paths), ``errors``
+    ([{path, line, msg, interpreters}]), ``interpreters`` ([{path, version, cache_tag}]),
+    ``entry_scripts`` (paths), ``symlinks_skipped`` (paths), ``stats`` (sources, fresh,
+    compiled, pruned, errors), ``warnings`` (strings), and ``diff`` when asked for.
+    Per-file problems land in ``errors``; PrecompileError means nothing was done.
+    """
+    if invalidation_mode not in INVALIDATION_MODES:
+        raise PrecompileError("invalidation_mode must be one of %s, not %r"
+                              % (", ".join(INVALIDATION_MODES), invalidation_mode))
+    levels = sorted(set(optimize))
+    if not levels or any(level not in OPTIMIZE_LEVELS for level in levels):
+        raise PrecompileError("optimize must list levels among 0, 1, 2, not %r" % (list(optimize),))
+    if workers < 0:
+        raise PrecompileError("workers must be 0 (one per CPU) or more, not %d" % workers)
+    if not os.path.isdir(path):
+        raise PrecompileError("path %s is not a directory" % path)
+
+    if interpreters:
+        # Listed: the interpreters start while the tree is walked, and their programs stat
+        # every source anyway, so the walk leaves the .py entry scripts to them.
+        started = launch(interpreter_requests(None, interpreters))
+        try:
+            tree = walk(path, exclude, py_scripts=False)
+        except BaseException:
+            stop(started)
+            raise
+    else:
+        tree = walk(path, exclude)
+        started = launch(interpreter_requests(tree, search_path=search_path))
+    chosen = check_interpreters(started, invalidation_mode)
+    job = json.dumps({
+        "dirs": tree.sources,
+        "invalidation_mode": invalidation_mode,
+        "optimize": levels,
+        "check": bool(check_mode),
+        "workers": workers,
+        "pycache_prefix": None,
+    }).encode("ascii")
+
+    errors = {}
+    for err_path, message in tree.errors:
+        errors[(err_path, None, message)] = []
+    compiled, not_fresh, changes, failed_dirs = set(), set(), [], set()
+    try:
+        for index, (interp, worker) in enumerate(chosen):
+            result = worker.run(job)
+            chosen[index] = (interp, None)
+            if index == 0 and interpreters:
+                tree = tree._replace(entry_scripts=sorted(
+                    tree.entry_scripts + entry_scripts(result["executables"])))
+            for source, pyc, state, written in result["pycs"]:
+                not_fresh.add(source)
+                if written:
+                    compiled.add(source)
+                changes.append((pyc, state, "current" if written else "not written (error)"))
+            for err_path, line, message in result["errors"]:
+                not_fresh.add(err_path)
+                errors.setdefault((err_path, line, message), []).append(interp.path)
+            failed_dirs.update(result["failed_dirs"])
+    finally:
+        stop(worker for _interp, worker in chosen if worker is not None)
+
+    pruned = []
+    if prune:
+        for doomed, reason in prune_candidates(tree, {i.probe["cache_tag"] for i, _w in chosen}):
+            if not check_mode:
+                try:
+                    os.unlink(doomed)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    errors.setdefault((doomed, None, "cannot remove: %s" % (exc.strerror or exc)), [])
+                    continue
+            pruned.append(doomed)
+            changes.append((doomed, "present (%s)" % reason, "removed"))
+
+    total = fresh = 0
+    for directory, names in tree.sources:
+        total += len(names)
+        if directory not in failed_dirs:
+            head = os.path.join(directory, "")
+            fresh += sum(1 for name in names if head + name not in not_fresh)
+
+    result = {
+        "changed": bool(compiled or pruned),
+        "compiled": sorted(compiled),
+        "pruned": sorted(pruned),
+        "errors": [{"path": p, "line": line, "msg": msg, "interpreters": used}
+                   for (p, line, msg), used in sorted(errors.items(), key=_error_order)],
+        "interpreters": [{"path": i.path, "version": i.probe["version"],
+                          "cache_tag": i.probe["cache_tag"]} for i, _w in chosen],
+        "entry_scripts": [script.path for script in tree.entry_scripts],
+        "symlinks_skipped": tree.symlinks,
+        "stats": {"sources": total, "fresh": fresh, "compiled": len(compiled),
+                  "pruned": len(pruned), "errors": len(errors)},
+        "warnings": optimize_warnings(tree, levels),
+    }
+    if diff:
+        changes.sort()
+        result["diff"] = {
+            "before_header": "%s (bytecode caches)" % tree.root,
+            "after_header": "%s (bytecode caches)" % tree.root,
+            "before": "".join("%s: %s\n" % (pyc, before) for pyc, before, _after in changes),
+            "after": "".join("%s: %s\n" % (pyc, after) for pyc, _before, after in changes),
+        }
+    return result

@@ -1,0 +1,228 @@
+# Copyright (c) 2026 pycgi.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""One walk of a CGI tree: its Python sources, the scripts Apache runs, and its caches.
+
+Plain functions on plain data, no Ansible objects, so that every module that looks at a tree
+(precompile, pycache_info, ...) sees it the same way.
+
+Rules:
+
+* The walk never follows a symbolic link to a directory: such a link is not descended and is
+  listed in ``symlinks`` (a ``__pycache__`` that is a link included). Links to files are
+  followed like Python's import system follows them.
+* ``exclude`` patterns are shell globs (``fnmatch``, where ``*`` also matches ``/``) matched
+  against the path relative to the root, e.g. ``tests``, ``vendor/*``, ``*/migrations/*.py``.
+  An excluded directory is not descended at all.
+* A Python source is a file whose name ends in ``.py`` outside ``__pycache__``.
+* An entry script is what Apache runs directly: a file, with or without ``.py``, that has an
+  execute bit (mod_cgi refuses to run anything else) and whose first line is a ``#!`` line
+  naming a Python interpreter, directly (``#!/usr/bin/python3 -S``) or through ``env``
+  (``#!/usr/bin/env python3``, ``#!/usr/bin/env -S python3 -u``). Python never caches the
+  bytecode of such a script, whatever is done to the tree.
+"""
+
+from __future__ import annotations
+
+import collections
+import fnmatch
+import os
+import re
+import stat
+
+PYCACHE = "__pycache__"
+# Linux reads at most this much of a #! line (BINPRM_BUF_SIZE).
+SHEBANG_MAX = 256
+_PYTHON_NAME = re.compile(r"python(?:\d+(?:\.\d+)*)?\Z")
+# env options that take a value as the next word.
+_ENV_OPTIONS_WITH_VALUE = frozenset(("-u", "--unset", "-C", "--chdir", "-P"))
+
+Tree = collections.namedtuple("Tree", [
+    "root",           # absolute path of the walked directory
+    "sources",        # [(directory, [file names ending in .py])], both sorted
+    "entry_scripts",  # [EntryScript], sorted by path
+    "pycache",        # [(__pycache__ directory, [names of the non-directories in it])]
+    "excluded",       # [paths matched by an exclude pattern (directories are not descended)]
+    "symlinks",       # [symbolic links to directories, not descended]
+    "errors",         # [(path, message)] for directories that could not be read
+])
+
+# command: what the #! line runs: an absolute path, or a bare name that env looks up in PATH.
+# options: the words after the Python command (e.g. ['-S'] or ['-O']).
+EntryScript = collections.namedtuple("EntryScript", ["path", "command", "options"])
+
+
+def parse_shebang(line):
+    """The Python command named by a ``#!`` line, as ``(command, options)``, or None.
+
+    ``line`` is the first line of a file (bytes or str, with or without the newline). The
+    kernel splits a ``#!`` line into the interpreter and at most one argument; ``env -S``
+    splits that argument again. Here every word is split, which reads both forms the way a
+    person writing them means them.
+    """
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", "surrogateescape")
+    if not line.startswith("#!"):
+        return None
+    words = line[2:].split()
+    if not words:
+        return None
+    command, rest = words[0], words[1:]
+    if not os.path.isabs(command):
+        # The kernel would resolve it against the web server's working directory.
+        return None
+    if os.path.basename(command) == "env":
+        command = None
+        while rest:
+            word = rest.pop(0)
+            if word in _ENV_OPTIONS_WITH_VALUE:
+                if rest:
+                    rest.pop(0)
+            elif word.startswith("-S") and len(word) > 2:
+                rest.insert(0, word[2:])
+            elif word.startswith("-") or ("=" in word and not word.startswith("=")):
+                continue
+            else:
+                command = word
+                break
+        if command is None or (os.sep in command and not os.path.isabs(command)):
+            return None
+    if not _PYTHON_NAME.match(os.path.basename(command)):
+        return None
+    return command, rest
+
+
+def read_shebang(path):
+    """``parse_shebang`` of the first line of the file at ``path`` (OSError if unreadable)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        head = os.read(fd, SHEBANG_MAX)
+    finally:
+        os.close(fd)
+    return parse_shebang(head.split(b"\n", 1)[0])
+
+
+def exclude_matcher(patterns):
+    """A function telling whether a root-relative path matches one of ``patterns`` (or None)."""
+    patterns = [p.rstrip("/") for p in patterns or () if p and p.rstrip("/")]
+    if not patterns:
+        return None
+    return re.compile("|".join("(?:%s)" % fnmatch.translate(p) for p in patterns)).match
+
+
+def walk(root, exclude=(), py_scripts=True):
+    """Walks ``root`` once (os.scandir, iteratively) and returns a :class:`Tree`.
+
+    ``py_scripts=False`` leaves the ``.py`` files out of ``entry_scripts``, which saves a
+    stat per source for a caller that stats them anyway (it then passes those with an
+    execute bit to :func:`entry_scripts`).
+    """
+    root = os.path.abspath(root)
+    excluded_path = exclude_matcher(exclude)
+    skip = len(os.path.join(root, ""))
+    sources, entry_scripts, pycache, excluded, symlinks, errors = [], [], [], [], [], []
+    exec_bits = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as entries:
+                entries = list(entries)
+        except OSError as exc:
+            errors.append((directory, "cannot read the directory: %s" % (exc.strerror or exc)))
+            continue
+        names = []
+        for entry in entries:
+            name = entry.name
+            if excluded_path is not None and excluded_path(entry.path[skip:]):
+                excluded.append(entry.path)
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if name == PYCACHE:
+                        pycache.append(_pycache_listing(entry.path, errors))
+                    else:
+                        pending.append(entry.path)
+                    continue
+                if entry.is_symlink() and entry.is_dir():
+                    symlinks.append(entry.path)
+                    continue
+                is_source = name.endswith(".py") and len(name) > 3
+                if is_source and not py_scripts:
+                    if entry.is_file():
+                        names.append(name)
+                    continue
+                mode = entry.stat().st_mode
+            except OSError:
+                # A dangling link, or an entry removed during the walk: nothing to compile.
+                continue
+            if not stat.S_ISREG(mode):
+                continue
+            if is_source:
+                names.append(name)
+            if mode & exec_bits:
+                script = _entry_script(entry.path)
+                if script is not None:
+                    entry_scripts.append(script)
+        if names:
+            names.sort()
+            sources.append((directory, names))
+    sources.sort()
+    entry_scripts.sort()
+    pycache.sort()
+    excluded.sort()
+    symlinks.sort()
+    return Tree(root, sources, entry_scripts, pycache, excluded, symlinks, errors)
+
+
+def entry_scripts(paths):
+    """The :class:`EntryScript` of each of ``paths`` (executable files) that runs Python."""
+    return [script for script in map(_entry_script, paths) if script is not None]
+
+
+def _entry_script(path):
+    try:
+        shebang = read_shebang(path)
+    except OSError:
+        # Unreadable, so not known to run Python (an unreadable source is reported when
+        # it is compiled).
+        return None
+    if shebang is None:
+        return None
+    return EntryScript(path, shebang[0], shebang[1])
+
+
+def _pycache_listing(path, errors):
+    try:
+        with os.scandir(path) as entries:
+            names = sorted(e.name for e in entries if not e.is_dir(follow_symlinks=False))
+    except OSError as exc:
+        errors.append((path, "cannot read the directory: %s" % (exc.strerror or exc)))
+        names = []
+    return path, names
+
+
+def source_paths(tree):
+    """Every Python source of ``tree`` as a path, in walk order."""
+    return [os.path.join(directory, name) for directory, names in tree.sources for name in names]
+
+
+def parse_pyc_name(name):
+    """``(module stem, cache tag, optimization level)`` of a ``__pycache__`` file name, or None.
+
+    ``mod.cpython-312.pyc`` gives ``('mod', 'cpython-312', 0)``, ``mod.cpython-312.opt-2.pyc``
+    gives ``('mod', 'cpython-312', 2)``.
+    """
+    if not name.endswith(".pyc"):
+        return None
+    stem, _dot, tag = name[:-4].rpartition(".")
+    level = 0
+    if tag.startswith("opt-"):
+        if not tag[4:].isdigit():
+            return None
+        level = int(tag[4:])
+        stem, _dot, tag = stem.rpartition(".")
+    if not stem or not tag:
+        return None
+    return stem, tag, level
