@@ -96,10 +96,12 @@ class _Worker(object):
         self.path, self.named_by = path, named_by
         if not os.path.exists(path):
             raise PrecompileError("Python interpreter %s (%s) does not exist" % (path, named_by))
+        # Not run_command: the program answers its probe before it is given its job, so that
+        # every interpreter is checked before any of them writes (one process each).
         try:
-            self.proc = subprocess.Popen([path] + list(WORKER_FLAGS) + [source],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, close_fds=True)
+            self.proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
+                [path] + list(WORKER_FLAGS) + [source],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
         except OSError as exc:
             raise PrecompileError("Python interpreter %s (%s) cannot be run: %s"
                                   % (path, named_by, exc.strerror or exc))

@@ -42,7 +42,7 @@ def ansible_env():
 
 def run(argv, cwd):
     proc = subprocess.run(argv, cwd=str(cwd), env=ansible_env(), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=300, check=False)
     return proc.returncode, proc.stdout
 
 
