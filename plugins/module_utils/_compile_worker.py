@@ -141,7 +141,7 @@ def pyc_state(dir_fd, name, header):
 def is_executable(path):
     try:
         return bool(os.stat(path).st_mode & 0o111)
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
@@ -160,11 +160,12 @@ def describe(exc):
 
 
 def dir_error(path, exc):
-    if exc.errno in (errno.ENOTDIR, errno.ELOOP) and os.path.islink(path):
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOTDIR, errno.ELOOP) and os.path.islink(path):
         return "is a symbolic link: bytecode is never written through it"
-    if exc.errno == errno.ENOTDIR:
+    if code == errno.ENOTDIR:
         return "is not a directory"
-    return "cannot open the cache directory: %s" % (exc.strerror or exc)
+    return "cannot open the cache directory: %s" % (getattr(exc, "strerror", None) or exc)
 
 
 def open_cache_dir(path, create, prefix):
@@ -250,7 +251,8 @@ def plan(job, dirs):
         head = os.path.join(directory, "")
         try:
             dir_fd = open_cache_dir(cache_dir, False, prefix)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
+            # ValueError: a name this interpreter cannot encode (Python 3.6 in the C locale).
             errors.append([cache_dir, None, dir_error(cache_dir, exc)])
             failed_dirs.append(directory)
             executables.extend(head + name for name in names if is_executable(head + name))
@@ -265,7 +267,7 @@ def plan(job, dirs):
                         header = hash_header(flags, read_source(source))
                     else:
                         header = timestamp_header(meta[0], meta[1])
-                except OSError as exc:
+                except (OSError, ValueError) as exc:
                     line, msg = describe(exc)
                     errors.append([source, line, msg])
                     continue

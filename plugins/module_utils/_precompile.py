@@ -253,8 +253,9 @@ def prune_candidates(tree, cache_tags):
         parent = os.path.dirname(cache_dir)
         present = sources.get(parent, ())
         for name in names:
-            if name.endswith(tmp_suffix):
-                doomed.append((os.path.join(cache_dir, name), "temporary file of an interrupted write"))
+            if not name.endswith(".pyc"):
+                if name.endswith(tmp_suffix):
+                    doomed.append((os.path.join(cache_dir, name), "temporary file of an interrupted write"))
                 continue
             parsed = parse_pyc_name(name)
             if parsed is None:
@@ -373,7 +374,7 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
             if not check_mode:
                 try:
                     os.unlink(doomed)
-                except FileNotFoundError:
+                except (FileNotFoundError, IsADirectoryError):
                     continue
                 except OSError as exc:
                     errors.setdefault((doomed, None, "cannot remove: %s" % (exc.strerror or exc)), [])

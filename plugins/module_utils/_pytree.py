@@ -42,7 +42,7 @@ Tree = collections.namedtuple("Tree", [
     "root",           # absolute path of the walked directory
     "sources",        # [(directory, [file names ending in .py])], both sorted
     "entry_scripts",  # [EntryScript], sorted by path
-    "pycache",        # [(__pycache__ directory, [names of the non-directories in it])]
+    "pycache",        # [(__pycache__ directory, [names of the entries in it])]
     "excluded",       # [paths matched by an exclude pattern (directories are not descended)]
     "symlinks",       # [symbolic links to directories, not descended]
     "errors",         # [(path, message)] for directories that could not be read
@@ -195,8 +195,7 @@ def _entry_script(path):
 
 def _pycache_listing(path, errors):
     try:
-        with os.scandir(path) as entries:
-            names = sorted(e.name for e in entries if not e.is_dir(follow_symlinks=False))
+        names = sorted(os.listdir(path))
     except OSError as exc:
         errors.append((path, "cannot read the directory: %s" % (exc.strerror or exc)))
         names = []

@@ -57,10 +57,10 @@ def test_walk_finds_sources_scripts_and_caches(tree):
         EntryScript(os.path.join(root, "index.py"), "/usr/bin/python3", []),
         EntryScript(os.path.join(root, "report"), "python3", []),
     ]
-    # Caches are listed (files only), never taken for sources.
+    # Caches are listed, never taken for sources nor descended.
     assert found.pycache == [
         (os.path.join(root, "__pycache__"), ["index.cpython-312.pyc"]),
-        (os.path.join(root, "app", "__pycache__"), ["gone.cpython-36.pyc", "models.cpython-312.pyc"]),
+        (os.path.join(root, "app", "__pycache__"), ["gone.cpython-36.pyc", "models.cpython-312.pyc", "nested"]),
     ]
     assert found.symlinks == [] and found.excluded == [] and found.errors == []
 
