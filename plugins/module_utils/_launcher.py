@@ -382,6 +382,9 @@ def plan(path, module_name=None, state="present", syntax_check=None):
     module_path = module_path_for(path, module_name)
     if module_path == path:
         raise LauncherError("module_name %r would make the module %s the script itself" % (module_name, module_path))
+    if os.path.isdir(module_path[:-3]):
+        raise LauncherError("module_name %r: %s is a directory (a package) of that name; choose another module_name"
+                            % (module_name, module_path[:-3]))
     result = Plan(path, module_path)
 
     if script is None:
@@ -502,7 +505,7 @@ def _copy_label(source, target):
         label = os.getxattr(source, XATTR_SELINUX)
         os.setxattr(target, XATTR_SELINUX, label)
     except OSError as error:
-        if error.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT, errno.EPERM):
+        if error.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT, errno.EPERM, errno.EACCES):
             raise
 
 

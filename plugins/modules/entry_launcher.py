@@ -56,8 +56,8 @@ options:
       - Defaults to the module the launcher at O(path) already runs, else C(_<stem>_main), where the stem
         is the script's file name without its extension (C(report.py) and C(report) give C(_report_main)).
       - Changing it for a script that is already launched renames the module.
-      - Names of standard library or installed modules are refused, since the script's directory comes first
-        on the C(sys.path) of every script in it.
+      - Names of standard library or installed modules, and of a directory beside the script, are refused,
+        since the script's directory comes first on the C(sys.path) of every script in it.
     type: str
   state:
     description:

@@ -393,6 +393,8 @@ def test_refuses_module_names_that_collide(cgi, tmp_path):
     refused(cgi, tmp_path, dict(path=script, module_name="json"), "standard library")
     refused(cgi, tmp_path, dict(path=script, module_name="my-code"), "not a valid Python module name")
     refused(cgi, tmp_path, dict(path=script, module_name="report"), "the script itself")
+    (cgi / "helpers").mkdir()
+    refused(cgi, tmp_path, dict(path=script, module_name="helpers"), "is a directory (a package)")
 
     # Another script's moved code is not ours either.
     other = write(cgi / "report.cgi", b"#!/usr/bin/python3\nprint(2)\n")
