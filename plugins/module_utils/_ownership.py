@@ -12,7 +12,6 @@ while the walk runs) is never followed and nothing outside the tree is ever chan
 
 from __future__ import annotations
 
-import collections
 import grp
 import os
 import pwd
@@ -25,11 +24,6 @@ SCOPES = ("pycache", "tree")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 
-# Owner, group and permission bits of one path.
-Attributes = collections.namedtuple("Attributes", "uid gid mode")
-# One change: ``before`` is None for a directory the walk created.
-PathChange = collections.namedtuple("PathChange", "path before after")
-
 
 class OwnershipError(Exception):
     """A request that cannot be carried out; ``report`` holds what was done before it, if anything."""
@@ -40,7 +34,13 @@ class OwnershipError(Exception):
 
 
 class OwnershipReport:
-    """What one walk found and changed (or would change, in check mode)."""
+    """What one walk found and changed (or would change, in check mode).
+
+    ``changes`` lists (path, before, after) in walk order; ``before`` and ``after`` are
+    (uid, gid, mode) tuples, ``before`` is None for a ``__pycache__`` the walk created.
+    ``examined`` counts the paths whose owner and mode were checked, ``created`` the caches
+    created; ``symlinks`` lists the symlinks met (left alone), ``problems`` what was skipped.
+    """
 
     def __init__(self):
         self.changes = []
@@ -160,43 +160,57 @@ class _Walk:
     def visit(self, fd, path, in_cache):
         """Settles the directory open as ``fd`` and its non-directory entries; returns the
         names of its subdirectories."""
-        if in_cache or self.tree:
+        report = self.report
+        settle = in_cache or self.tree
+        if settle:
+            report.examined += 1
             self.settle_open(fd, path, os.fstat(fd), self.dir_mode if in_cache else None)
-        subdirs = []
-        has_sources = False
-        cache_entry = False
         try:
             entries = os.scandir(fd)
         except OSError as exc:
-            raise OwnershipError("%s: cannot list it: %s" % (path, exc.strerror), self.report)
+            raise OwnershipError("%s: cannot list it: %s" % (path, exc.strerror), report)
         prefix = path.rstrip("/") + "/"
-        settle = in_cache or self.tree
+        uid, gid, file_mode = self.uid, self.gid, self.file_mode
+        subdirs = []
+        has_sources = cache_entry = False
+        examined = 0
         with entries:
             for entry in entries:
                 name = entry.name
                 if name == CACHE_DIR:
                     cache_entry = True
                 if entry.is_symlink():
-                    self.report.symlinks.append(prefix + name)
-                elif entry.is_dir(follow_symlinks=False):
+                    report.symlinks.append(prefix + name)
+                    continue
+                if entry.is_dir(follow_symlinks=False):
                     subdirs.append(name)
-                else:
-                    if name.endswith(".py") and entry.is_file(follow_symlinks=False):
-                        has_sources = True
-                    if settle:
-                        self.settle_entry(fd, prefix, entry, in_cache)
-        if self.create and has_sources and not in_cache:
+                    continue
+                if not in_cache and name.endswith(".py") and entry.is_file(follow_symlinks=False):
+                    has_sources = True
+                if not settle:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                examined += 1
+                # Only the .pyc files of caches get a mode; everything else keeps its own.
+                mode = st.st_mode & 0o7777
+                if in_cache and name.endswith(".pyc") and stat.S_ISREG(st.st_mode):
+                    mode = file_mode
+                if st.st_uid != uid or st.st_gid != gid or st.st_mode & 0o7777 != mode:
+                    self.change_entry(fd, prefix + name, name, st, mode)
+        report.examined += examined
+        if self.create and has_sources:
             if not cache_entry:
-                self.create_cache(fd, path)
+                self.create_cache(fd, prefix + CACHE_DIR)
             elif CACHE_DIR not in subdirs:
-                self.report.problems.append("%s/%s is a symlink or a file, not a directory; it was left alone"
-                                            % (path.rstrip("/"), CACHE_DIR))
+                report.problems.append("%s%s is a symlink or a file, not a directory; it was left alone" % (prefix, CACHE_DIR))
         return subdirs
 
     def settle_open(self, fd, path, st, mode):
         """Gives the file or directory open as ``fd`` the owner and ``mode`` (None: keep its mode)."""
-        self.report.examined += 1
-        current_mode = stat.S_IMODE(st.st_mode)
+        current_mode = st.st_mode & 0o7777
         if mode is None:
             mode = current_mode
         if st.st_uid == self.uid and st.st_gid == self.gid and current_mode == mode:
@@ -209,52 +223,35 @@ class _Walk:
                 self.apply(path, os.fchmod, fd, mode)
         self.record(path, st, mode)
 
-    def settle_entry(self, dir_fd, prefix, entry, in_cache):
-        """Gives a non-directory entry of the directory open as ``dir_fd`` the owner (and
-        ``file_mode`` for a cached ``.pyc``)."""
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        current_mode = stat.S_IMODE(st.st_mode)
-        mode = current_mode
-        if in_cache and stat.S_ISREG(st.st_mode) and entry.name.endswith(".pyc"):
-            mode = self.file_mode
-        if st.st_uid == self.uid and st.st_gid == self.gid and current_mode == mode:
-            self.report.examined += 1
-            return
-        entry_path = prefix + entry.name
-        if current_mode == mode or self.check_mode:
-            self.report.examined += 1
-            if not self.check_mode:
-                try:
-                    # fchownat without following: a symlink swapped in meanwhile is not followed.
-                    os.chown(entry.name, self.uid, self.gid, dir_fd=dir_fd, follow_symlinks=False)
-                except OSError as exc:
-                    raise OwnershipError("%s: %s" % (entry_path, exc.strerror), self.report)
-            self.record(entry_path, st, mode)
-            return
-        # chmod has no no-follow form on Linux: change the mode through a descriptor opened
-        # with O_NOFOLLOW, and only if it is still the file that was listed.
-        try:
-            fd = os.open(entry.name, _FILE_FLAGS, dir_fd=dir_fd)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            self.report.problems.append("%s: skipped, %s" % (entry_path, exc.strerror))
-            return
-        try:
-            current = os.fstat(fd)
-            if (current.st_dev, current.st_ino) != (st.st_dev, st.st_ino):
-                self.report.problems.append("%s: skipped, replaced during the walk" % entry_path)
+    def change_entry(self, dir_fd, path, name, st, mode):
+        """Gives the non-directory ``name`` of the directory open as ``dir_fd`` the owner and ``mode``."""
+        if self.check_mode:
+            self.record(path, st, mode)
+        elif st.st_mode & 0o7777 == mode:
+            # fchownat without following: a symlink swapped in meanwhile is not followed.
+            self.apply(path, os.chown, name, self.uid, self.gid, dir_fd=dir_fd, follow_symlinks=False)
+            self.record(path, st, mode)
+        else:
+            # chmod has no no-follow form on Linux: change the mode through a descriptor opened
+            # with O_NOFOLLOW, and only if it is still the file that was listed.
+            try:
+                fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+            except FileNotFoundError:
                 return
-            self.settle_open(fd, entry_path, current, mode)
-        finally:
-            os.close(fd)
+            except OSError as exc:
+                self.report.problems.append("%s: skipped, %s" % (path, exc.strerror))
+                return
+            try:
+                current = os.fstat(fd)
+                if (current.st_dev, current.st_ino) != (st.st_dev, st.st_ino):
+                    self.report.problems.append("%s: skipped, replaced during the walk" % path)
+                    return
+                self.settle_open(fd, path, current, mode)
+            finally:
+                os.close(fd)
 
     def record(self, path, st, mode):
-        self.report.changes.append(PathChange(path, Attributes(st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)),
-                                              Attributes(self.uid, self.gid, mode)))
+        self.report.changes.append((path, (st.st_uid, st.st_gid, st.st_mode & 0o7777), (self.uid, self.gid, mode)))
 
     def apply(self, path, action, *args, **kwargs):
         try:
@@ -263,8 +260,6 @@ class _Walk:
             raise OwnershipError("%s: %s" % (path, exc.strerror), self.report)
 
     def create_cache(self, dir_fd, path):
-        cache_path = path.rstrip("/") + "/" + CACHE_DIR
-        after = Attributes(self.uid, self.gid, self.dir_mode)
         if not self.check_mode:
             try:
                 # Private until it has its owner, then its mode.
@@ -273,14 +268,14 @@ class _Walk:
             except FileExistsError:
                 return
             except OSError as exc:
-                raise OwnershipError("%s: cannot create it: %s" % (cache_path, exc.strerror), self.report)
+                raise OwnershipError("%s: cannot create it: %s" % (path, exc.strerror), self.report)
             try:
-                self.apply(cache_path, os.fchown, fd, self.uid, self.gid)
-                self.apply(cache_path, os.fchmod, fd, self.dir_mode)
+                self.apply(path, os.fchown, fd, self.uid, self.gid)
+                self.apply(path, os.fchmod, fd, self.dir_mode)
             finally:
                 os.close(fd)
         self.report.created += 1
-        self.report.changes.append(PathChange(cache_path, None, after))
+        self.report.changes.append((path, None, (self.uid, self.gid, self.dir_mode)))
 
 
 def fix_ownership(path, uid, gid, scope="pycache", dir_mode=0o755, file_mode=0o644, create=True, check_mode=False):

@@ -275,7 +275,10 @@ def main():
 
     if params["backup"]:
         result["backup_file"] = module.backup_local(dest)
-    failure = write_with_config_test(module, dest, updated, program)
+    try:
+        failure = write_with_config_test(module, dest, updated, program)
+    except OSError as exc:
+        module.fail_json(msg="cannot write %s: %s" % (dest, to_native(exc)), **result)
     if failure is not None:
         if "backup_file" in result:
             os.unlink(result.pop("backup_file"))

@@ -189,15 +189,16 @@ class IdNames:
     def describe(self, attributes):
         if attributes is None:
             return "(absent)"
-        return "%s:%s %04o" % (self.user(attributes.uid), self.group(attributes.gid), attributes.mode)
+        uid, gid, mode = attributes
+        return "%s:%s %04o" % (self.user(uid), self.group(gid), mode)
 
 
 def diff_of(changes):
     names = IdNames()
     before, after = [], []
-    for change in changes[:REPORT_LIMIT]:
-        before.append("%s %s\n" % (change.path, names.describe(change.before)))
-        after.append("%s %s\n" % (change.path, names.describe(change.after)))
+    for path, old, new in changes[:REPORT_LIMIT]:
+        before.append("%s %s\n" % (path, names.describe(old)))
+        after.append("%s %s\n" % (path, names.describe(new)))
     if len(changes) > REPORT_LIMIT:
         more = "... and %d more paths\n" % (len(changes) - REPORT_LIMIT)
         before.append(more)
@@ -210,7 +211,7 @@ def report_result(report, owner, group):
         changed=bool(report.changes),
         owner=owner,
         group=group,
-        changed_paths=[change.path for change in report.changes[:REPORT_LIMIT]],
+        changed_paths=[change[0] for change in report.changes[:REPORT_LIMIT]],
         skipped_symlinks=report.symlinks[:REPORT_LIMIT],
         stats=dict(examined=report.examined, changed=len(report.changes), created=report.created,
                    symlinks=len(report.symlinks)),

@@ -89,6 +89,14 @@ def test_environment_goes_into_a_directory_section_for_the_root():
            '    SetEnv PYTHONPYCACHEPREFIX "/var/cache/py cgi"\n</Directory>\n# END' in block
 
 
+def test_environment_values_are_quoted_the_way_apache_reads_them():
+    # Checked against Apache 2.4.68 in the test image: SetEnv V "a\\b \"q\" c" gives a CGI script a\b "q" c.
+    block = render_block("/srv/cgi", [("V", 'a\\b "q" c'), ("W", "/plain/path-1.2")])
+    assert '    SetEnv V "a\\\\b \\"q\\" c"\n' in block
+    assert apache_unquote(re.search(r'SetEnv V "(.*)"', block).group(1)) == 'a\\b "q" c'
+    assert "    SetEnv W /plain/path-1.2\n" in block
+
+
 def test_a_root_that_directory_would_read_as_a_wildcard_gets_a_literal_regex_section():
     block = render_block("/srv/cgi[1]*", [("PYTHONDONTWRITEBYTECODE", "1")])
     assert "<Directory " not in block
