@@ -13,8 +13,9 @@ description:
   - Makes the SELinux policy label every file below each CGI root with O(script_type) and every
     C(__pycache__) directory below it, with its content, with O(cache_type), so the web server may run
     the scripts and read (or write) their bytecode caches without SELinux being disabled.
-  - For a root C(R) the rules are C(R(/.*\)?) (O(script_type)) and C(R(/.*\)?/__pycache__(/.*\)?) (O(cache_type)),
-    with the characters of C(R) that mean something in a regular expression escaped.
+  - For a root R the rules are the tree rule R(/.*)? with O(script_type) and the cache rule
+    R(/.*)?/__pycache__(/.*)? with O(cache_type), where R has the characters that mean something in a
+    regular expression escaped.
   - Adds only the rules the policy does not already give. The effective labels are checked for each root,
     local customizations included, so a tree the base policy already labels right (the stock
     C(/var/www/cgi-bin) and C(/usr/lib/cgi-bin) trees) gets only the C(__pycache__) rule, or nothing.
@@ -29,13 +30,13 @@ description:
     recorded and the labels written, so enabling SELinux later needs no relabel.
 author: pycgi.hosting contributors (@pycgi)
 requirements:
-  - C(semanage), package C(policycoreutils-python-utils) on both the RedHat and the Debian family.
-  - C(setfiles), package C(policycoreutils) on both families (only with O(relabel=true)).
-  - C(matchpathcon), package C(libselinux-utils) on the RedHat family, C(selinux-utils) on the Debian family
-    (both are dependencies of C(policycoreutils)).
+  - C(semanage), package C(policycoreutils-python-utils) on both the RedHat and the Debian family
+  - C(setfiles), package C(policycoreutils) on both families (only with O(relabel=true))
+  - C(matchpathcon) (only with O(state=present)), package C(libselinux-utils) on the RedHat family, C(selinux-utils) on the Debian family
+    (both are dependencies of C(policycoreutils))
   - An installed SELinux policy named by C(SELINUXTYPE) in C(/etc/selinux/config), package
-    C(selinux-policy-targeted) on the RedHat family, C(selinux-policy-default) on the Debian family.
-  - No Python SELinux bindings; the module runs under any Python Ansible uses on the host.
+    C(selinux-policy-targeted) on the RedHat family, C(selinux-policy-default) on the Debian family
+  - No Python SELinux bindings; the module runs under any Python Ansible uses on the host
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
