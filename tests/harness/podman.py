@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,14 +58,25 @@ class Container:
         podman("run", "-d", "--name", name, "--hostname", name, "--systemd=always",
                "--tmpfs", "/run", "--tmpfs", "/tmp:exec", image or test_image(), "/sbin/init")
         container = cls(name)
-        container.wait_for_systemd()
+        try:
+            container.wait_for_systemd()
+        except BaseException:
+            container.remove()
+            raise
         return container
 
-    def wait_for_systemd(self, timeout=60):
-        proc = self.exec("systemctl", "is-system-running", "--wait", check=False, timeout=timeout)
-        state = proc.stdout.strip()
-        if state not in ("running", "degraded"):
-            raise RuntimeError("systemd in %s did not come up: %r %s" % (self.name, state, proc.stderr))
+    def wait_for_systemd(self, timeout=90):
+        """Waits until systemd reports the system up. Right after `podman run` its bus socket
+        may not exist yet, and systemctl then fails at once: that is retried, not fatal."""
+        deadline = time.monotonic() + timeout
+        while True:
+            proc = self.exec("systemctl", "is-system-running", "--wait", check=False, timeout=timeout)
+            state = proc.stdout.strip()
+            if state in ("running", "degraded"):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("systemd in %s did not come up: %r %s" % (self.name, state, proc.stderr))
+            time.sleep(0.2)
 
     def remove(self):
         podman("rm", "-f", "-t", "0", self.name, check=False)
