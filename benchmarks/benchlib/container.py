@@ -1,0 +1,374 @@
+"""B0, B5, B6: inside containers of the test image (real Apache, real semanage, a real play).
+
+The timings of B0 and B5 are taken inside the container by `timer.py` (one `podman exec`
+for the whole measurement, so podman's own start-up is never part of a number); B6 times
+`ansible-playbook` on this machine against the container through the podman connection,
+which is what a user runs.
+"""
+import json
+import os
+import shutil
+import tarfile
+import time
+import uuid
+
+from benchlib import trees
+from benchlib.ansible_runs import write_yaml
+from benchlib.results import Bench
+from benchlib.timer import interleave
+
+from harness.podman import Container, podman, test_image
+
+BENCH_DIR = "/root/bench"
+LIB_DIR = "/root/bench/lib"
+CGI_ROOT = "/usr/lib/cgi-bin"
+WEB_USER = "www-data"
+PYTHON = "/usr/bin/python3"
+
+
+class ContainerContext:
+    def __init__(self, ansible, workdir, rounds, example_app, timer_script, module_runtime, site):
+        self.ansible = ansible
+        self.workdir = workdir
+        self.rounds = rounds
+        self.example_app = example_app
+        self.timer_script = timer_script
+        self.module_runtime = module_runtime
+        self.site = site
+
+
+def start_container(timeout=180):
+    """A container of the test image with systemd up (the harness's Container.start, polling
+    for systemd instead of one `--wait`, which fails while the bus is not up yet on a busy
+    machine)."""
+    name = "pycgi-bench-%s" % uuid.uuid4().hex[:8]
+    podman("run", "-d", "--name", name, "--hostname", name, "--systemd=always",
+           "--tmpfs", "/run", "--tmpfs", "/tmp:exec", test_image(), "/sbin/init")
+    container = Container(name)
+    deadline = time.monotonic() + timeout
+    while True:
+        state = container.exec("systemctl", "is-system-running", check=False).stdout.strip()
+        if state in ("running", "degraded"):
+            return container
+        if time.monotonic() > deadline:
+            container.remove()
+            raise RuntimeError("systemd in %s did not come up within %d s: %r" % (name, timeout, state))
+        time.sleep(0.5)
+
+
+def _copy_tree(ctx, container, src, dest):
+    """Copies a host directory into the container as `dest` (through one tar archive)."""
+    archive = os.path.join(ctx.workdir, "copy-%s.tar" % os.path.basename(src.rstrip("/")))
+    with tarfile.open(archive, "w") as tar:
+        tar.add(src, arcname=".", filter=lambda info: None if "__pycache__" in info.name else info)
+    container.exec("mkdir", "-p", dest, BENCH_DIR)
+    target = "%s/%s" % (BENCH_DIR, os.path.basename(archive))
+    podman("cp", archive, "%s:%s" % (container.name, target))
+    container.exec("tar", "-x", "-f", target, "-C", dest, "--no-same-owner")
+    container.exec("rm", "-f", target)
+    os.unlink(archive)
+
+
+def _install_module_runtime(ctx, container):
+    """Puts Ansible's module_utils and the installed collection into the container, so the
+    module process can be timed there without the controller (see ansible_runs)."""
+    _copy_tree(ctx, container, ctx.module_runtime, LIB_DIR)
+    container.copy_in(ctx.timer_script, BENCH_DIR + "/timer.py")
+
+
+def _module_step(module, args):
+    return {"argv": [PYTHON, "-m", "ansible_collections.pycgi.hosting.plugins.modules." + module,
+                     json.dumps({"ANSIBLE_MODULE_ARGS": args})],
+            "env": {"PYTHONPATH": LIB_DIR}}
+
+
+def _run_spec(container, ctx, name, spec):
+    path = os.path.join(ctx.workdir, name + ".json")
+    with open(path, "w") as handle:
+        json.dump(spec, handle)
+    container.copy_in(path, "%s/%s.json" % (BENCH_DIR, name))
+    proc = container.exec(PYTHON, BENCH_DIR + "/timer.py", "%s/%s.json" % (BENCH_DIR, name), timeout=3600)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _module_once(container, module, args):
+    step = _module_step(module, args)
+    proc = container.exec(*step["argv"], env=step["env"], check=False)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result.get("failed"):
+        raise RuntimeError("%s failed in the container: %s" % (module, json.dumps(result)[:3000]))
+    return result
+
+
+# --- B0 ----------------------------------------------------------------------------------
+
+def b0_request(ctx):
+    bench = Bench("B0", "one CGI request through Apache (example application + generated modules)",
+                  "the same request with an unwritable __pycache__ (compile on every request); the "
+                  "floor: the interpreter starting and importing from warm caches, without Apache",
+                  "cached >= 3x faster than uncached; cached <= 1.3x the floor")
+    app = os.path.join(ctx.workdir, "b0app")
+    trees.build_b0_app(ctx.example_app, app)
+    stats = trees.tree_stats(app)
+    bench.facts["application"] = ("%(sources)d modules, %(lines)d lines (examples/app plus a generated "
+                                  "package imported by the entry script bench.py)" % stats)
+    warm, cold = CGI_ROOT + "/warm", CGI_ROOT + "/cold"
+    container = start_container()
+    try:
+        _install_module_runtime(ctx, container)
+        for directory in (warm, cold):
+            _copy_tree(ctx, container, app, directory)
+        container.exec("a2enmod", "-q", "cgid")
+        container.exec("a2enconf", "-q", "serve-cgi-bin")
+        container.exec("systemctl", "start", "apache2")
+        # Warm: what the collection sets up (caches compiled by the CGI interpreter, owned by
+        # the web server user). Cold: the notes' problem, a root-owned tree in which the web
+        # server user cannot create __pycache__, so Python compiles on every request.
+        result = _module_once(container, "precompile", {"path": warm, "interpreters": [PYTHON]})
+        bench.facts["warm tree precompiled"] = "stats %s" % result["stats"]
+        _module_once(container, "pycache_owner", {"path": warm})
+        container.exec("chown", "-R", "root:root", cold)
+        container.exec("chmod", "-R", "go-w", cold)
+        expect = "pycgi example application"
+        for name, path in (("cached", warm), ("uncached", cold)):
+            status, body = container.http_get("/cgi-bin/%s/bench.py" % path.rsplit("/", 1)[1])
+            if status != 200 or expect not in body:
+                raise RuntimeError("%s request failed: %s %s" % (name, status, body[:2000]))
+            bench.facts["%s request: modules served from cache" % name] = (
+                "%d yes, %d no (the page's own report)" % (body.count("<td>yes</td>"), body.count("<td>no</td>")))
+        leftover = container.exec("find", cold, "-name", "*.pyc").stdout.split()
+        if leftover:
+            raise RuntimeError("the uncached tree got caches: %s" % leftover[:5])
+        spec = {"rounds": ctx.rounds["B0"], "warmup": 3, "variants": [
+            {"name": "cached (Apache)", "run": [{"http": "http://localhost/cgi-bin/warm/bench.py", "expect": expect}]},
+            {"name": "uncached (Apache)", "run": [{"http": "http://localhost/cgi-bin/cold/bench.py", "expect": expect}]},
+            {"name": "floor (python3 bench.py, no Apache)",
+             "run": [{"argv": [PYTHON, warm + "/bench.py"], "env": {"QUERY_STRING": "",
+                                                                   "REQUEST_METHOD": "GET"}}]},
+        ]}
+        bench.add("", _run_spec(container, ctx, "b0", spec))
+    finally:
+        container.remove()
+    bench.ratio("uncached / cached", "uncached (Apache)", "cached (Apache)", ">=", 3.0)
+    bench.ratio("cached / floor", "cached (Apache)", "floor (python3 bench.py, no Apache)", "<=", 1.3)
+    return bench
+
+
+# --- B5 ----------------------------------------------------------------------------------
+
+def _semanage_add(spec, setype):
+    return {"argv": ["semanage", "fcontext", "-a", "-f", "a", "-t", setype, spec]}
+
+
+def _root_rules(root):
+    return [_semanage_add(root + "(/.*)?", "httpd_sys_script_exec_t"),
+            _semanage_add(root + "(/.*)?/__pycache__(/.*)?", "httpd_sys_rw_content_t")]
+
+
+def b5_selinux(ctx):
+    bench = Bench("B5", "selinux_context for 1 and 5 roots (2 rules each)",
+                  "the same rules as separate `semanage fcontext -a` calls (what a loop of "
+                  "community.general.sefcontext makes); one single semanage call",
+                  "5 roots <= 1.5x one single semanage call")
+    roots = ["/srv/cgi%d" % number for number in range(1, 6)]
+    container = start_container()
+    try:
+        _install_module_runtime(ctx, container)
+        for root in roots:
+            container.put_file(root + "/hello.py", "#!/usr/bin/python3\nimport app\n", mode=0o755)
+            container.put_file(root + "/app/__init__.py", "VALUE = 1\n")
+            container.exec("mkdir", "-p", root + "/app/__pycache__")
+        clean = [{"argv": ["semanage", "fcontext", "-D"]}]
+        one, five = roots[:1], roots
+        variants = [
+            {"name": "one semanage fcontext -a call", "setup": clean, "run": _root_rules(roots[0])[:1]},
+            {"name": "1 root: separate semanage calls (2)", "setup": clean, "run": _root_rules(roots[0])},
+            {"name": "1 root: selinux_context (module)", "setup": clean,
+             "run": [_module_step("selinux_context", {"path": one, "relabel": False})]},
+            {"name": "5 roots: separate semanage calls (10)", "setup": clean,
+             "run": [step for root in five for step in _root_rules(root)]},
+            {"name": "5 roots: selinux_context (module)", "setup": clean,
+             "run": [_module_step("selinux_context", {"path": five, "relabel": False})]},
+            {"name": "5 roots: selinux_context with relabel (module)", "setup": clean,
+             "run": [_module_step("selinux_context", {"path": five})]},
+        ]
+        bench.add("", _run_spec(container, ctx, "b5", {"rounds": ctx.rounds["B5"], "variants": variants}))
+        # What the module leaves behind, and that a second run changes nothing.
+        listed = container.exec("semanage", "fcontext", "-l", "-C").stdout
+        bench.facts["local rules after the last run"] = str(sum(1 for root in five for line in listed.splitlines()
+                                                               if line.startswith(root)))
+        again = _module_once(container, "selinux_context", {"path": five})
+        bench.facts["5 roots: second run"] = "changed=%s" % again.get("changed")
+    finally:
+        container.remove()
+    bench.ratio("5 roots: module / one semanage call", "5 roots: selinux_context (module)",
+                "one semanage fcontext -a call", "<=", 1.5)
+    bench.ratio("1 root: module / one semanage call", "1 root: selinux_context (module)",
+                "one semanage fcontext -a call", "<=", 1.5, scope=False)
+    bench.ratio("5 roots: 10 separate calls / module", "5 roots: separate semanage calls (10)",
+                "5 roots: selinux_context (module)", ">=", 1.0, scope=False)
+    bench.ratio("5 roots with relabel: module / one semanage call",
+                "5 roots: selinux_context with relabel (module)", "one semanage fcontext -a call",
+                "<=", 1.5, scope=False)
+    return bench
+
+
+# --- B6 ----------------------------------------------------------------------------------
+
+RECIPE_BLOCK = """<DirectoryMatch "^/usr/lib/cgi-bin/(.+/)?__pycache__/">
+    Require all denied
+    Options -ExecCGI -Indexes
+</DirectoryMatch>"""
+
+
+def _recipe_tasks():
+    """What a user writes today with builtin modules (and community.general.sefcontext)."""
+    return [
+        {"name": "Compile the CGI tree", "ansible.builtin.command": {
+            "argv": ["python3", "-m", "compileall", "-q", CGI_ROOT]}},
+        {"name": "Give the tree to the web server user", "ansible.builtin.file": {
+            "path": CGI_ROOT, "state": "directory", "recurse": True, "owner": WEB_USER, "group": WEB_USER}},
+        {"name": "SELinux file contexts", "community.general.sefcontext": {
+            "target": "{{ item.target }}", "setype": "{{ item.setype }}", "state": "present",
+            # Kernel SELinux is off on these machines; the rules are still recorded.
+            "ignore_selinux_state": True},
+         "loop": [{"target": CGI_ROOT + "(/.*)?", "setype": "httpd_sys_script_exec_t"},
+                  {"target": CGI_ROOT + "(/.*)?/__pycache__(/.*)?", "setype": "httpd_sys_rw_content_t"}]},
+        {"name": "Relabel the tree", "ansible.builtin.command": {"argv": ["restorecon", "-R", CGI_ROOT]}},
+        {"name": "Deny web access to the caches", "ansible.builtin.blockinfile": {
+            "path": "/etc/apache2/apache2.conf", "marker": "# {mark} pycache recipe", "block": RECIPE_BLOCK}},
+    ]
+
+
+CALLBACK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
+# Actions that run on the controller only (no module is sent to the host).
+CONTROLLER_ACTIONS = {"assert", "debug", "fail", "include_tasks", "import_tasks", "include_vars", "validate_argument_spec",
+                      "include_role", "meta", "set_fact", "add_host", "group_by", "set_stats"}
+
+
+def _short_action(action):
+    for prefix in ("ansible.builtin.", "ansible.legacy."):
+        if action.startswith(prefix):
+            return action[len(prefix):]
+    return action
+
+
+def _task_log(ctx, name):
+    """Environment that makes the task_shape callback write to a fresh file; the path."""
+    path = os.path.join(ctx.workdir, "%s.tasks.jsonl" % name)
+    if os.path.exists(path):
+        os.unlink(path)
+    return {"ANSIBLE_CALLBACK_PLUGINS": CALLBACK_DIR, "ANSIBLE_CALLBACKS_ENABLED": "task_shape",
+            "PYCGI_BENCH_TASK_LOG": path}, path
+
+
+def _read_task_log(path):
+    with open(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _noop_tasks(records):
+    """The no-op play's tasks: the same shape as the recorded run with the work taken out. A
+    task that ran a module on the host becomes ansible.builtin.ping (with as many loop items),
+    a controller-side task a debug message, a skipped task a skipped one. Fact gathering is
+    the play's own (gather_facts, as in site.yml)."""
+    tasks = []
+    for number, record in enumerate(records):
+        action = _short_action(record["action"])
+        if action in ("gather_facts", "setup") and record["name"] == "Gathering Facts":
+            continue
+        task = {"name": "no-op %d (%s)" % (number, record["name"])}
+        if record["outcome"] == "skipped":
+            task.update({"ansible.builtin.debug": {"msg": "skipped"}, "when": False})
+        elif action in CONTROLLER_ACTIONS:
+            task["ansible.builtin.debug"] = {"msg": "no-op"}
+        else:
+            task["ansible.builtin.ping"] = {}
+            if record["items"]:
+                task["loop"] = list(range(record["items"]))
+        tasks.append(task)
+    return tasks
+
+
+def _slowest(records, count=6):
+    ranked = sorted(records, key=lambda r: -r["seconds"])[:count]
+    return ", ".join("%s %.1f s" % (r["name"], r["seconds"]) for r in ranked)
+
+
+def b6_site(ctx, synthetic_tree):
+    bench = Bench("B6", "whole site.yml re-run, nothing changed, 10,000-module tree",
+                  "a play of as many no-op tasks (Ansible's own floor); the builtin recipe a user "
+                  "writes today (command: compileall, file: recurse, sefcontext loop, restorecon, blockinfile)",
+                  "<= 1.3x the no-op play; faster than the recipe; changed=0 where the recipe cannot")
+    tree = os.path.join(ctx.workdir, "b6tree")
+    shutil.rmtree(tree, ignore_errors=True)
+    shutil.copytree(synthetic_tree, tree, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in os.listdir(ctx.example_app):
+        src = os.path.join(ctx.example_app, name)
+        if os.path.isdir(src):
+            shutil.copytree(src, os.path.join(tree, name), ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, tree)
+    bench.facts["tree"] = "%(sources)d Python sources in %(dirs)d directories" % trees.tree_stats(tree)
+    container = start_container()
+    try:
+        _copy_tree(ctx, container, tree, CGI_ROOT)
+        inventory = write_yaml(os.path.join(ctx.workdir, "b6-inventory.yml"), {"webservers": {"hosts": {
+            container.name: {"ansible_connection": "containers.podman.podman",
+                             "ansible_python_interpreter": PYTHON,
+                             # podman exec is root already; the image has no sudo.
+                             "ansible_become": False}}}})
+        variables = write_yaml(os.path.join(ctx.workdir, "b6-vars.yml"), {
+            "pycgi_ownership_scope": "tree",
+            "pycgi_smoke_urls": [{"url": "http://localhost/cgi-bin/hello.py",
+                                  "contains": "pycgi example application"}]})
+        site = ctx.site
+        first, _ = ctx.ansible.run_playbook(site, inventory, variables)
+        env, log = _task_log(ctx, "site-shape")
+        second, _ = ctx.ansible.run_playbook(site, inventory, variables, env)
+        shape = _read_task_log(log)
+        bench.facts["site.yml first run"] = "ok=%(ok)d changed=%(changed)d skipped=%(skipped)d" % first
+        noop = write_yaml(os.path.join(ctx.workdir, "b6-noop.yml"), [{
+            "name": "No-op tasks", "hosts": "webservers", "become": True, "gather_facts": True,
+            "gather_subset": ["min"], "tasks": _noop_tasks(shape)}])
+        recipe = write_yaml(os.path.join(ctx.workdir, "b6-recipe.yml"), [{
+            "name": "Builtin recipe", "hosts": "webservers", "become": True, "gather_facts": True,
+            "gather_subset": ["min"], "tasks": _recipe_tasks()}])
+        recipe_first, _ = ctx.ansible.run_playbook(recipe, inventory)
+        bench.facts["recipe first run"] = "ok=%(ok)d changed=%(changed)d" % recipe_first
+        # The recipe's compileall also caches what precompile leaves alone (entry scripts),
+        # as root: one more site.yml run takes those over, then both sides are settled.
+        ctx.ansible.run_playbook(site, inventory, variables)
+        recaps, logs = {}, {}
+
+        def runner(name, playbook, extra=None):
+            def run():
+                env, logs[name] = _task_log(ctx, name.replace(" ", "-").replace(".", "-"))
+                recaps[name] = ctx.ansible.run_playbook(playbook, inventory, extra, env)[0]
+            return {"name": name, "run": run}
+        times = interleave([
+            runner("site.yml re-run", site, variables),
+            runner("no-op play", noop),
+            runner("builtin recipe re-run", recipe),
+        ], ctx.rounds["B6"])
+        bench.add("", times)
+        for name, summary in recaps.items():
+            bench.facts["%s: recap" % name] = "ok=%(ok)d changed=%(changed)d skipped=%(skipped)d" % summary
+        bench.facts["tasks in the site.yml re-run"] = "%d ok, %d skipped; the no-op play has the same shape: %s" % (
+            second["ok"], second["skipped"], ", ".join(
+                "%s%s" % (_short_action(r["action"]), " x%d" % r["items"] if r["items"] else "")
+                for r in shape if r["outcome"] != "skipped"))
+        for name, path in logs.items():
+            bench.facts["%s: slowest tasks (last run)" % name] = _slowest(_read_task_log(path))
+        site_changed = recaps["site.yml re-run"]["changed"]
+        bench.checks = [
+            {"label": "site.yml re-run reports changed=0", "value": "changed=%d" % site_changed,
+             "met": site_changed == 0},
+            {"label": "builtin recipe re-run reports changed=0", "value": "changed=%d" % recaps["builtin recipe re-run"]["changed"],
+             "met": recaps["builtin recipe re-run"]["changed"] == 0, "informative": True},
+        ]
+    finally:
+        container.remove()
+    bench.ratio("site.yml / no-op play", "site.yml re-run", "no-op play", "<=", 1.3)
+    bench.ratio("site.yml / builtin recipe", "site.yml re-run", "builtin recipe re-run", "<=", 1.0)
+    return bench
