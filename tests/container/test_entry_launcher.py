@@ -92,7 +92,7 @@ def request(container, url, data=None):
         argv += ["--data-binary", data]
     container.exec(*argv)
     raw = base64.b64decode(container.exec("base64", "-w0", "/tmp/response").stdout)
-    head, _, body = raw.partition(b"\r\n\r\n")
+    head, _separator, body = raw.partition(b"\r\n\r\n")
     kept = [line for line in head.split(b"\r\n") if not line.lower().startswith((b"date:", b"server:"))]
     return kept, body
 
