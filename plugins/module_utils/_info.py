@@ -1,0 +1,634 @@
+# Copyright (c) 2026 pycgi.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""What a person debugging a slow CGI host wants to know about one CGI root: the domain code
+of the read-only ``pycgi.hosting.pycache_info`` module, plain functions on plain data.
+
+:func:`inspect` is the entry point. It walks the tree once (``_pytree.walk``), resolves the
+interpreters as ``precompile`` does, and starts under each of them one process that reads the
+``.pyc`` headers with the compile program's own freshness check (``_compile_worker.plan``),
+without compiling anything. The rest is read in this process: orphans and foreign cache tags
+(``_precompile.prune_candidates``), entry scripts and their sizes, what the web server user's
+permission bits allow, SELinux labels against the policy (``matchpathcon``), and the Apache
+block (``_apache``). Nothing on the host is changed.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import json
+import os
+import pwd
+import shutil
+import stat
+
+from ansible_collections.pycgi.hosting.plugins.module_utils import _precompile
+from ansible_collections.pycgi.hosting.plugins.module_utils._apache import (
+    ApacheConfigError,
+    current_block,
+    default_config_path,
+    normalize_root,
+    render_block,
+)
+from ansible_collections.pycgi.hosting.plugins.module_utils._compile_worker import TMP_SUFFIX
+from ansible_collections.pycgi.hosting.plugins.module_utils._ownership import (
+    OwnershipError,
+    default_web_group,
+    default_web_user,
+    resolve_group,
+    resolve_user,
+)
+from ansible_collections.pycgi.hosting.plugins.module_utils._precompile import (
+    PrecompileError,
+    check_interpreters,
+    interpreter_requests,
+    prune_candidates,
+    worker_source,
+)
+from ansible_collections.pycgi.hosting.plugins.module_utils._pytree import PYCACHE, parse_pyc_name, walk
+from ansible_collections.pycgi.hosting.plugins.module_utils._selinux import (
+    context_type,
+    parse_key_values,
+    parse_matchpathcon,
+    probes,
+    selinux_status,
+)
+
+CACHE_MODES = ("writable", "readonly")
+LIST_LIMIT = 50
+# Paths whose labels are compared with the policy: every directory, then files evenly spread.
+# matchpathcon costs about 30 ms a call plus 40 us a path.
+SELINUX_SAMPLE = 2000
+MATCHPATHCON_BATCH = 2000
+SELINUX_CONFIG = "/etc/selinux/config"
+ENFORCE_FILE = "/sys/fs/selinux/enforce"
+SELINUX_XATTR = "security.selinux"
+READ, WRITE, SEARCH = 4, 2, 1
+
+# Runs under each target interpreter (Python 3.6 and later, standard library only) after a
+# line ``WORKER = <the compile program's source>``: loads the compile program as a module,
+# answers its probe like the compile program does, then reads the job and judges every
+# cache with the program's own ``plan`` (what ``precompile`` would find not current), and
+# says why a cache is stale. Nothing is compiled or written.
+_INSPECTOR = r'''
+import json
+import os
+import struct
+import sys
+
+W = {"__name__": "_compile_worker"}
+exec(compile(WORKER, "_compile_worker.py", "exec"), W)
+HASH_MODES = {1: "unchecked_hash", 3: "checked_hash"}
+
+
+def header_of(path):
+    try:
+        fd = os.open(path, W["READ_FLAGS"])
+    except OSError as exc:
+        if os.path.islink(path):
+            return None, "a symbolic link, which precompile replaces"
+        return None, "cannot be read: %s" % (exc.strerror or exc)
+    try:
+        return os.read(fd, W["HEADER_LEN"] + 1), None
+    finally:
+        os.close(fd)
+
+
+def judge(job, directory, name, level, pyc):
+    """(state, reason) of a .pyc that the timestamp check found stale."""
+    data, problem = header_of(pyc)
+    if problem:
+        return "stale", problem
+    if len(data) <= W["HEADER_LEN"]:
+        return "stale", "truncated"
+    if data[:4] != W["MAGIC"]:
+        return "stale", "written by another Python release (magic number %s)" % data[:4].hex()
+    flags = struct.unpack("<I", data[4:8])[0] if W["HASH_PYC"] else 0
+    if flags in HASH_MODES:
+        mode = HASH_MODES[flags]
+        again = W["plan"](dict(job, invalidation_mode=mode, optimize=[level]), [[directory, [name]]])
+        if again["fresh"]:
+            return "current", None
+        if mode == "unchecked_hash":
+            return "stale", "source changed (unchecked hash: Python runs the old code)"
+        return "stale", "source changed (checked hash)"
+    if flags:
+        return "stale", "unknown flags %d" % flags
+    return "stale", "source changed (modification time or size)"
+
+
+def inspect(job):
+    limit = job["limit"]
+    job = dict(job, invalidation_mode="timestamp", check=True, pycache_prefix=None)
+    dirs = job["dirs"]
+    workers = W["cpu_count"]()
+    if workers > 1 and sum(len(names) for _d, names in dirs) >= W["PARALLEL_MIN_SOURCES"]:
+        parts = W["in_parallel"](W["plan"], job, W["split"]([(len(d[1]), d) for d in dirs], workers))
+    else:
+        parts = [W["plan"](job, dirs)]
+    result = {"fresh": 0, "stale": 0, "missing": 0, "stale_caches": [], "missing_caches": [], "errors": []}
+    for part in parts:
+        result["fresh"] += part["fresh"] * len(job["optimize"])
+        result["errors"] += part["errors"]
+        for directory, cache_dir, name, _meta, caches in part["items"]:
+            source = os.path.join(directory, name)
+            for level, pyc_name, state in caches:
+                pyc = os.path.join(cache_dir, pyc_name)
+                if state == "stale":
+                    state, reason = judge(job, directory, name, level, pyc)
+                    if state == "stale" and result["stale"] < limit:
+                        result["stale_caches"].append({"source": source, "cache": pyc, "reason": reason})
+                elif result["missing"] < limit:
+                    result["missing_caches"].append({"source": source, "cache": pyc})
+                result["fresh" if state == "current" else state] += 1
+    return result
+
+
+sys.stdout.write(json.dumps(W["probe"]()) + "\n")
+sys.stdout.flush()
+RAW = sys.stdin.buffer.read()
+if RAW.strip():
+    sys.stdout.write(json.dumps(inspect(json.loads(RAW.decode("utf-8")))))
+    sys.stdout.flush()
+'''
+
+
+class InfoError(Exception):
+    """A request that cannot be answered at all (bad path or option)."""
+
+
+Identity = collections.namedtuple("Identity", ["user", "group", "uid", "gids"])
+
+
+def capped(items, limit):
+    """``{"count": n, "paths": first limit items}``."""
+    return {"count": len(items), "paths": items[:limit]}
+
+
+def inspector_program():
+    """The program each interpreter runs: the compile program's source, then the inspector."""
+    return "WORKER = %r\n%s" % (worker_source(), _INSPECTOR)
+
+
+def resolve_interpreters(tree, interpreters=None, search_path=None):
+    """``([(path, named_by)], problems)``: the interpreters ``precompile`` would use.
+
+    Where a ``#!/usr/bin/env NAME`` names a command that is not on PATH, ``precompile`` stops;
+    here that is one of the problems found and the other scripts' interpreters are inspected.
+    """
+    try:
+        return interpreter_requests(tree, interpreters, search_path), []
+    except PrecompileError as exc:
+        path = os.environ.get("PATH", os.defpath) if search_path is None else search_path
+        runnable = [script for script in tree.entry_scripts
+                    if os.path.isabs(script.command) or shutil.which(script.command, path=path)]
+        return interpreter_requests(tree._replace(entry_scripts=runnable), None, path), [str(exc)]
+
+
+def start_inspectors(requests):
+    """``([(Interpreter, worker)], problems)``: the inspector started and probed under each
+    requested interpreter that works, one per executable."""
+    program = inspector_program()
+    chosen, problems, seen, executables = [], [], set(), set()
+    try:
+        for path, named_by in requests:
+            real = os.path.realpath(path)
+            if real in seen:
+                continue
+            seen.add(real)
+            try:
+                # One interpreter at a time: a broken one is reported, the others inspected.
+                worker = _precompile._Worker(path, named_by, program)  # pylint: disable=protected-access
+                interp, worker = check_interpreters([worker])[0]
+            except PrecompileError as exc:
+                problems.append(str(exc))
+                continue
+            executable = os.path.realpath(interp.probe["executable"] or path)
+            if executable in executables:
+                worker.stop()
+                continue
+            executables.add(executable)
+            chosen.append((interp, worker))
+    except BaseException:
+        _precompile.stop(worker for _interp, worker in chosen)
+        raise
+    return chosen, problems
+
+
+def freshness(tree, chosen, optimize, limit):
+    """``(reports, problems)``: per interpreter, counts of fresh, stale and missing caches
+    and capped lists of the stale and missing ones. Every inspector is ended."""
+    job = json.dumps({"dirs": tree.sources, "optimize": list(optimize), "limit": limit}).encode("ascii")
+    reports, problems = [], []
+    try:
+        for index, (interp, worker) in enumerate(chosen):
+            chosen[index] = (interp, None)
+            try:
+                result = worker.run(job)
+            except PrecompileError as exc:
+                problems.append(str(exc))
+                continue
+            errors = [{"path": path, "msg": msg if line is None else "line %d: %s" % (line, msg)}
+                      for path, line, msg in result.pop("errors")]
+            reports.append(dict(result, path=interp.path, version=interp.probe["version"],
+                                cache_tag=interp.probe["cache_tag"], named_by=interp.named_by,
+                                errors=errors[:limit], error_count=len(errors)))
+    finally:
+        _precompile.stop(worker for _interp, worker in chosen if worker is not None)
+    return reports, problems
+
+
+def leftovers(tree, cache_tags, limit):
+    """Orphans (source gone), caches of tags no interpreter uses, temporary files."""
+    present_tags = set(cache_tags)
+    for _cache_dir, names in tree.pycache:
+        for name in names:
+            parsed = parse_pyc_name(name)
+            if parsed is not None:
+                present_tags.add(parsed[1])
+    # With every tag present accepted, prune_candidates names only orphans and temporary files.
+    gone = set(path for path, _reason in prune_candidates(tree, present_tags))
+    temporary = sorted(path for path in gone if path.endswith(TMP_SUFFIX))
+    orphans = sorted(path for path in gone if not path.endswith(TMP_SUFFIX))
+    foreign = sorted(path for path, _reason in prune_candidates(tree, set(cache_tags)) if path not in gone)
+    by_tag = collections.Counter(parse_pyc_name(os.path.basename(path))[1] for path in foreign)
+    return {
+        "orphans": capped(orphans, limit),
+        "foreign_tags": dict(capped(foreign, limit), tags=dict(sorted(by_tag.items()))),
+        "temporary_files": capped(temporary, limit),
+    }
+
+
+def count_lines(data):
+    """Lines of a file's content, a last line without a newline included."""
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+def entry_script_report(tree, limit):
+    """The scripts Python compiles on every request, largest first, with their sizes."""
+    scripts = []
+    for script in tree.entry_scripts:
+        try:
+            with open(script.path, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            continue
+        scripts.append({"path": script.path, "lines": count_lines(data), "bytes": len(data),
+                        "interpreter": script.command})
+    scripts.sort(key=lambda item: (-item["lines"], item["path"]))
+    return {
+        "count": len(scripts),
+        "lines": sum(item["lines"] for item in scripts),
+        "bytes": sum(item["bytes"] for item in scripts),
+        "scripts": scripts[:limit],
+    }
+
+
+def web_identity(owner=None, group=None):
+    """The web server user as an :class:`Identity` (its supplementary groups included), or
+    None when no owner is given and the host has no web server user."""
+    owner = owner or default_web_user()
+    if owner is None:
+        return None
+    try:
+        uid = resolve_user(owner)
+        entry = pwd.getpwuid(uid)
+    except KeyError:
+        entry = None
+    except OwnershipError as exc:
+        raise InfoError(str(exc))
+    group = group or default_web_group() or (str(entry.pw_gid) if entry else None)
+    if group is None:
+        raise InfoError("owner %s: no group given and the host has no web server group" % owner)
+    try:
+        gid = resolve_group(group)
+    except OwnershipError as exc:
+        raise InfoError(str(exc))
+    gids = {gid}
+    if entry is not None:
+        # Apache sets the supplementary groups of its user (initgroups) as well as Group.
+        gids.update(os.getgrouplist(entry.pw_name, gid))
+    return Identity(owner, group, uid, frozenset(gids))
+
+
+def allows(st, identity, wanted):
+    """Whether the permission bits of ``st`` give ``identity`` every access in ``wanted``
+    (READ|WRITE|SEARCH bits). ACLs and capabilities other than root's are not considered."""
+    if identity.uid == 0:
+        return not wanted & SEARCH or stat.S_ISDIR(st.st_mode) or bool(st.st_mode & 0o111)
+    if st.st_uid == identity.uid:
+        bits = (st.st_mode >> 6) & 7
+    elif st.st_gid in identity.gids:
+        bits = (st.st_mode >> 3) & 7
+    else:
+        bits = st.st_mode & 7
+    return bits & wanted == wanted
+
+
+def blocked_ancestor(root, identity):
+    """The first directory from ``/`` down to ``root`` that the user cannot search, or None."""
+    parts = [part for part in root.split(os.sep) if part]
+    path = os.sep
+    for part in [None] + parts:
+        if part is not None:
+            path = os.path.join(path, part)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return path
+        if not allows(st, identity, SEARCH):
+            return path
+    return None
+
+
+def access_report(tree, identity, cache_tags, cache_mode, limit):
+    """What the permission bits keep the web server user from: caches it cannot write
+    (writable mode), ``.pyc`` files it cannot read, source directories without a
+    ``__pycache__`` where it cannot create one (writable mode)."""
+    if identity is None:
+        return {"checked": False, "reason": "no owner given and neither apache nor www-data exists on this host"}
+    not_writable, not_readable, not_creatable = [], [], []
+    writable = cache_mode == "writable"
+    cache_dirs = set()
+    for cache_dir, names in tree.pycache:
+        cache_dirs.add(cache_dir)
+        try:
+            dir_st = os.lstat(cache_dir)
+        except OSError:
+            continue
+        if writable and not allows(dir_st, identity, WRITE | SEARCH):
+            not_writable.append(cache_dir)
+        enterable = allows(dir_st, identity, SEARCH)
+        for name in names:
+            parsed = parse_pyc_name(name)
+            if parsed is None or parsed[1] not in cache_tags:
+                continue
+            path = os.path.join(cache_dir, name)
+            if not enterable:
+                not_readable.append(path)
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if not allows(st, identity, READ):
+                not_readable.append(path)
+    if writable:
+        for directory, _names in tree.sources:
+            if os.path.join(directory, PYCACHE) in cache_dirs or os.path.lexists(os.path.join(directory, PYCACHE)):
+                continue
+            try:
+                st = os.stat(directory)
+            except OSError:
+                continue
+            if not allows(st, identity, WRITE | SEARCH):
+                not_creatable.append(directory)
+    not_readable.sort()
+    return {
+        "checked": True,
+        "user": identity.user,
+        "group": identity.group,
+        "cache_mode": cache_mode,
+        "root_blocked_by": blocked_ancestor(tree.root, identity),
+        "cache_dirs_not_writable": capped(sorted(not_writable), limit),
+        "pycs_not_readable": capped(not_readable, limit),
+        "cache_dirs_not_creatable": capped(sorted(not_creatable), limit),
+    }
+
+
+def selinux_policy(read_text):
+    """The SELINUXTYPE whose file contexts are installed, or None."""
+    policy = parse_key_values(read_text(SELINUX_CONFIG) or "").get("SELINUXTYPE")
+    if policy and os.path.exists("/etc/selinux/%s/contexts/files/file_contexts" % policy):
+        return policy
+    return None
+
+
+def disk_label(path):
+    """The ``security.selinux`` attribute of ``path`` (not followed), None when it has none."""
+    try:
+        value = os.getxattr(path, SELINUX_XATTR, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return None
+        raise
+    return value.rstrip(b"\0").decode("utf-8", "replace")
+
+
+def sample_paths(tree, size):
+    """``(sampled paths, total)``: every directory of the tree (root, source directories,
+    caches), then files evenly spread, at most ``size`` in all."""
+    directories = [tree.root] + [d for d, _n in tree.sources if d != tree.root] + [c for c, _n in tree.pycache]
+    files = [os.path.join(d, n) for d, names in tree.sources for n in names]
+    files += [os.path.join(c, n) for c, names in tree.pycache for n in names]
+    files += [s.path for s in tree.entry_scripts if not s.path.endswith(".py")]
+    directories = list(collections.OrderedDict.fromkeys(directories))
+    total = len(directories) + len(files)
+    chosen = directories[:size]
+    room = size - len(chosen)
+    if room > 0 and files:
+        step = max(1, -(-len(files) // room))
+        chosen += files[::step][:room]
+    # matchpathcon prints one path per line, tab-separated from the context.
+    return [path for path in chosen if "\n" not in path and "\t" not in path], total
+
+
+def policy_labels(matchpathcon, run, paths, mode=None):
+    """{path: context} the policy gives, from ``matchpathcon`` in batches."""
+    found = {}
+    for start in range(0, len(paths), MATCHPATHCON_BATCH):
+        argv = [matchpathcon] + (["-m", mode] if mode else []) + paths[start:start + MATCHPATHCON_BATCH]
+        _rc, out, _err = run(argv)
+        found.update(parse_matchpathcon(out))
+    return found
+
+
+def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAMPLE):
+    """Labels on disk against the policy's, for a sample of the tree, and the types of the
+    root and its caches. ``run(argv)`` returns ``(rc, stdout, stderr)``."""
+    if not matchpathcon:
+        return {"available": False, "reason": "matchpathcon not found (package selinux-utils on Debian, "
+                                              "libselinux-utils on RedHat)"}
+    policy = selinux_policy(read_text)
+    if policy is None:
+        return {"available": False, "reason": "no SELinux policy installed (SELINUXTYPE in %s)" % SELINUX_CONFIG}
+    paths, total = sample_paths(tree, sample)
+    expected = policy_labels(matchpathcon, run, paths)
+    cache_probes = [probe.path for probe in probes(tree.root) if probe.kind == "cache" and probe.mode == "dir"]
+    probe_labels = policy_labels(matchpathcon, run, cache_probes, mode="dir")
+    mismatched, unlabeled = [], []
+    cache_types = collections.Counter()
+    root_type = None
+    checked = 0
+    for path in paths:
+        wanted = context_type(expected.get(path))
+        try:
+            actual = disk_label(path)
+        except OSError:
+            continue
+        checked += 1
+        actual_type = context_type(actual)
+        if path == tree.root:
+            root_type = actual_type
+        if (os.sep + PYCACHE + os.sep) in path + os.sep:
+            cache_types[actual_type or "unlabeled"] += 1
+        if wanted is None or wanted == "<<none>>":
+            continue
+        if actual is None:
+            unlabeled.append(path)
+        elif actual_type != wanted:
+            mismatched.append({"path": path, "type": actual_type, "expected": wanted})
+    return {
+        "available": True,
+        "status": selinux_status(read_text(ENFORCE_FILE)),
+        "policy": policy,
+        "root": {"path": tree.root, "type": root_type, "expected": context_type(expected.get(tree.root))},
+        "caches": {"expected": context_type(probe_labels.get(cache_probes[0])),
+                   "types": dict(sorted(cache_types.items()))},
+        "checked": checked,
+        "total": total,
+        "mismatched": {"count": len(mismatched), "paths": mismatched[:limit]},
+        "unlabeled": capped(unlabeled, limit),
+    }
+
+
+def apache_report(path, config=None, exists=os.path.exists):
+    """Whether the pycgi ``__pycache__`` block for the root is in the Apache config, and
+    whether it is the one ``httpd_pycache`` writes (with or without bytecode writes)."""
+    report = {"config": None, "present": False, "current": False, "write_bytecode": None}
+    try:
+        root = normalize_root(path)
+    except ApacheConfigError as exc:
+        return dict(report, error=str(exc))
+    config = config or default_config_path(exists)
+    if not config:
+        return dict(report, error="no Apache main config found")
+    report["config"] = config
+    try:
+        with open(config, "rb") as handle:
+            text = handle.read().decode("utf-8", "surrogateescape")
+        block = current_block(text, root)
+    except (OSError, ApacheConfigError) as exc:
+        return dict(report, error="%s: %s" % (config, getattr(exc, "strerror", None) or exc))
+    if block is None:
+        return report
+    report["present"] = True
+    for write_bytecode, environment in ((True, ()), (False, [("PYTHONDONTWRITEBYTECODE", "1")])):
+        if block == render_block(root, environment):
+            report["current"], report["write_bytecode"] = True, write_bytecode
+    return report
+
+
+def _number(value):
+    return "{:,}".format(value)
+
+
+def _plural(count, singular, plural=None):
+    return "%s %s" % (_number(count), singular if count == 1 else (plural or singular + "s"))
+
+
+def summary_lines(report):
+    """A few lines a person reads first."""
+    lines = []
+    for interp in report["interpreters"]:
+        line = "%s (%s, Python %s): %s fresh, %s stale, %s missing" % (
+            interp["cache_tag"], interp["path"], interp["version"], _number(interp["fresh"]),
+            _number(interp["stale"]), _number(interp["missing"]))
+        if interp["error_count"]:
+            line += ", %s" % _plural(interp["error_count"], "error")
+        lines.append(line)
+    left = report["leftovers"]
+    foreign = left["foreign_tags"]
+    line = "%s whose source is gone, %s of Python versions not in use" % (
+        _plural(left["orphans"]["count"], "cache"), _number(foreign["count"]))
+    if foreign["tags"]:
+        line += " (%s)" % ", ".join("%s: %s" % (tag, _number(n)) for tag, n in foreign["tags"].items())
+    lines.append(line)
+    scripts = report["entry_scripts"]
+    lines.append("%s never cached: %s compiled per request" % (
+        _plural(scripts["count"], "entry script"), _plural(scripts["lines"], "line")))
+    access = report["access"]
+    if access["checked"]:
+        who = "the web server user (%s)" % access["user"]
+        if access["root_blocked_by"]:
+            lines.append("%s cannot reach %s: blocked at %s" % (who, report["path"], access["root_blocked_by"]))
+        if access["cache_mode"] == "writable":
+            lines.append("%s %s cannot write" % (_plural(access["cache_dirs_not_writable"]["count"], "cache"), who))
+            lines.append("%s without __pycache__ where it cannot create one" % (
+                _plural(access["cache_dirs_not_creatable"]["count"], "source directory", "source directories")))
+        lines.append("%s it cannot read" % _plural(access["pycs_not_readable"]["count"], ".pyc file"))
+    else:
+        lines.append("web server access not checked: %s" % access["reason"])
+    sel = report["selinux"]
+    if sel["available"]:
+        lines.append("SELinux (%s, policy %s): root %s, caches %s by policy; %s of %s checked paths labeled "
+                     "otherwise, %s unlabeled" % (
+                         sel["status"], sel["policy"], sel["root"]["expected"], sel["caches"]["expected"],
+                         _number(sel["mismatched"]["count"]), _number(sel["checked"]),
+                         _number(sel["unlabeled"]["count"])))
+    else:
+        lines.append("SELinux labels not checked: %s" % sel["reason"])
+    apache = report["apache"]
+    if apache.get("error"):
+        lines.append("Apache block not checked: %s" % apache["error"])
+    elif apache["present"]:
+        lines.append("Apache: the pycgi __pycache__ block for %s is in %s%s" % (
+            report["path"], apache["config"], "" if apache["current"] else " (edited by hand)"))
+    else:
+        lines.append("Apache: no pycgi __pycache__ block for %s in %s" % (report["path"], apache["config"]))
+    for problem in report["problems"]:
+        lines.append("problem: %s" % problem)
+    return lines
+
+
+def inspect(path, interpreters=None, optimize=(0,), exclude=(), owner=None, group=None,
+            cache_mode="writable", apache_config=None, limit=LIST_LIMIT, matchpathcon=None,
+            run=None, read_text=None, search_path=None):
+    """The whole report for the CGI root ``path`` (see the module's RETURN).
+
+    ``matchpathcon`` is the path of that program or None; ``run(argv)`` runs a command and
+    returns ``(rc, stdout, stderr)``; ``read_text(path)`` returns a file's text or None.
+    Raises InfoError when the request cannot be answered at all.
+    """
+    if not os.path.isdir(path):
+        raise InfoError("path %s is not a directory" % path)
+    if cache_mode not in CACHE_MODES:
+        raise InfoError("cache_mode must be one of %s, not %r" % (", ".join(CACHE_MODES), cache_mode))
+    levels = sorted(set(optimize))
+    if not levels or any(level not in _precompile.OPTIMIZE_LEVELS for level in levels):
+        raise InfoError("optimize must list levels among 0, 1, 2, not %r" % (list(optimize),))
+    if limit < 0:
+        raise InfoError("list_limit must be 0 or more, not %d" % limit)
+    identity = web_identity(owner, group)
+
+    tree = walk(path, exclude)
+    requests, problems = resolve_interpreters(tree, interpreters, search_path)
+    chosen, failed = start_inspectors(requests)
+    problems += failed
+    problems += ["%s: %s" % (err_path, message) for err_path, message in tree.errors]
+    cache_tags = set(interp.probe["cache_tag"] for interp, _w in chosen)
+    reports, failed = freshness(tree, chosen, levels, limit)
+    problems += failed
+    report = {
+        "path": tree.root,
+        "sources": sum(len(names) for _d, names in tree.sources),
+        "interpreters": reports,
+        "leftovers": leftovers(tree, cache_tags, limit),
+        "entry_scripts": entry_script_report(tree, limit),
+        "access": access_report(tree, identity, cache_tags, cache_mode, limit),
+        "selinux": selinux_report(tree, matchpathcon, run, read_text or _read_text, limit),
+        "apache": apache_report(path, apache_config),
+        "problems": problems + _precompile.optimize_warnings(tree, levels),
+    }
+    report["summary"] = summary_lines(report)
+    return report
+
+
+def _read_text(path):
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+            return handle.read()
+    except OSError:
+        return None
