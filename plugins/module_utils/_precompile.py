@@ -322,6 +322,9 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
         raise PrecompileError("workers must be 0 (one per CPU) or more, not %d" % workers)
     if not os.path.isdir(path):
         raise PrecompileError("path %s is not a directory" % path)
+    if os.path.realpath(path) == os.sep:
+        # The walk would cross every file system of the host and prune its caches.
+        raise PrecompileError("path %s is the whole file system; name the CGI root" % path)
 
     if interpreters:
         # Listed: the interpreters start while the tree is walked, and their programs stat

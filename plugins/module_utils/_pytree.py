@@ -11,7 +11,8 @@ Rules:
 
 * The walk never follows a symbolic link to a directory: such a link is not descended and is
   listed in ``symlinks`` (a ``__pycache__`` that is a link included). Links to files are
-  followed like Python's import system follows them.
+  followed like Python's import system follows them; a source that is a dangling link or a
+  loop of links is an error naming it.
 * ``exclude`` patterns are shell globs (``fnmatch``, where ``*`` also matches ``/``) matched
   against the path relative to the root, e.g. ``tests``, ``vendor/*``, ``*/migrations/*.py``.
   An excluded directory is not descended at all.
@@ -26,6 +27,7 @@ Rules:
 from __future__ import annotations
 
 import collections
+import errno
 import fnmatch
 import os
 import re
@@ -45,7 +47,8 @@ Tree = collections.namedtuple("Tree", [
     "pycache",        # [(__pycache__ directory, [names of the entries in it])]
     "excluded",       # [paths matched by an exclude pattern (directories are not descended)]
     "symlinks",       # [symbolic links to directories, not descended]
-    "errors",         # [(path, message)] for directories that could not be read
+    "errors",         # [(path, message)]: directories that could not be read, sources that are
+                      # symbolic links leading nowhere (dangling, loops)
 ])
 
 # command: what the #! line runs: an absolute path, or a bare name that env looks up in PATH.
@@ -138,6 +141,7 @@ def walk(root, exclude=(), py_scripts=True):
             if excluded_path is not None and excluded_path(entry.path[skip:]):
                 excluded.append(entry.path)
                 continue
+            is_source = name.endswith(".py") and len(name) > 3
             try:
                 if entry.is_dir(follow_symlinks=False):
                     if name == PYCACHE:
@@ -145,10 +149,16 @@ def walk(root, exclude=(), py_scripts=True):
                     else:
                         pending.append(entry.path)
                     continue
-                if entry.is_symlink() and entry.is_dir():
-                    symlinks.append(entry.path)
-                    continue
-                is_source = name.endswith(".py") and len(name) > 3
+                if entry.is_symlink():
+                    broken = _broken_link(entry.path)
+                    if broken is not None:
+                        # An import of it fails at run time: say so now, by name.
+                        if is_source:
+                            errors.append((entry.path, broken))
+                        continue
+                    if entry.is_dir():
+                        symlinks.append(entry.path)
+                        continue
                 if is_source and not py_scripts:
                     if entry.is_file():
                         names.append(name)
@@ -174,6 +184,23 @@ def walk(root, exclude=(), py_scripts=True):
     excluded.sort()
     symlinks.sort()
     return Tree(root, sources, entry_scripts, pycache, excluded, symlinks, errors)
+
+
+def _broken_link(path):
+    """Why the symbolic link ``path`` leads nowhere (dangling, a loop), or None."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (to %s): Python cannot import it" % target
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "dangling symbolic link to %s (missing): Python cannot import it" % target
+        return "symbolic link to %s cannot be followed: %s" % (target, exc.strerror or exc)
+    return None
 
 
 def entry_scripts(paths):

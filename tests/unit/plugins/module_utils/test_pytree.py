@@ -82,8 +82,9 @@ def test_symlinked_directories_are_not_followed(tree, tmp_path):
     (tree / "app" / "lib").symlink_to(outside, target_is_directory=True)
     # A linked source file is a source: Python imports through it.
     (tree / "app" / "linked.py").symlink_to(outside / "secret.py")
-    # A dangling link is nothing.
+    # A link named like a source that leads nowhere is an error naming it.
     (tree / "app" / "dangling.py").symlink_to(tmp_path / "nowhere.py")
+    (tree / "app" / "loop.py").symlink_to(tree / "app" / "loop.py")
 
     found = walk(str(tree))
     assert found.symlinks == [str(tree / "app" / "lib"), str(tree / "shared")]
@@ -91,6 +92,10 @@ def test_symlinked_directories_are_not_followed(tree, tmp_path):
     assert str(tree / "app" / "linked.py") in paths
     assert not any(p.startswith(str(outside)) for p in paths)
     assert str(tree / "app" / "dangling.py") not in paths
+    errors = dict(found.errors)
+    assert sorted(errors) == [str(tree / "app" / "dangling.py"), str(tree / "app" / "loop.py")]
+    assert "dangling" in errors[str(tree / "app" / "dangling.py")] and "nowhere.py" in errors[str(tree / "app" / "dangling.py")]
+    assert "loop" in errors[str(tree / "app" / "loop.py")]
     assert all(not s.path.startswith(str(tree / "shared")) for s in found.entry_scripts)
 
 
