@@ -395,3 +395,9 @@ def test_two_interpreters_in_one_run(tmp_path):
 def test_a_path_that_is_not_a_directory_fails(tmp_path):
     result = precompile(tmp_path, path=str(tmp_path / "nowhere"))
     assert result.get("failed") is True and str(tmp_path / "nowhere") in result["msg"]
+
+
+def test_the_whole_file_system_is_refused(tmp_path):
+    # Check mode, so that a regression could not write anything.
+    result = precompile(tmp_path, check_mode=True, path="/tmp/..")
+    assert result.get("failed") is True and "whole file system" in result["msg"]
