@@ -13,9 +13,9 @@ description:
   - Makes the SELinux policy label every file below each CGI root with O(script_type) and every
     C(__pycache__) directory below it, with its content, with O(cache_type), so the web server may run
     the scripts and read (or write) their bytecode caches without SELinux being disabled.
-  - For a root R the rules are the tree rule R(/.*)? with O(script_type) and the cache rule
-    R(/.*)?/__pycache__(/.*)? with O(cache_type), where R has the characters that mean something in a
-    regular expression escaped.
+  - For the root /srv/app the rules are the tree rule /srv/app(/.*)? with O(script_type) and the cache rule
+    /srv/app(/.*)?/__pycache__(/.*)? with O(cache_type); the characters of a root that mean something in a
+    regular expression are escaped.
   - Adds only the rules the policy does not already give. The effective labels are checked for each root,
     local customizations included, so a tree the base policy already labels right (the stock
     C(/var/www/cgi-bin) and C(/usr/lib/cgi-bin) trees) gets only the C(__pycache__) rule, or nothing.
