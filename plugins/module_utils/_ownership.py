@@ -23,6 +23,9 @@ SCOPES = ("pycache", "tree")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+# A file with other names may have been planted from outside the tree (a web server user who
+# owns the caches can hard-link a file it may write): changing it would change that file.
+_HARD_LINKED = "%s: skipped, it has %d hard links and a change would reach its other names too"
 
 
 class OwnershipError(Exception):
@@ -225,15 +228,19 @@ class _Walk:
 
     def change_entry(self, dir_fd, path, name, st, mode):
         """Gives the non-directory ``name`` of the directory open as ``dir_fd`` the owner and ``mode``."""
-        if self.check_mode:
+        regular = stat.S_ISREG(st.st_mode)
+        if regular and st.st_nlink > 1:
+            self.report.problems.append(_HARD_LINKED % (path, st.st_nlink))
+        elif self.check_mode:
             self.record(path, st, mode)
-        elif st.st_mode & 0o7777 == mode:
+        elif st.st_mode & 0o7777 == mode and not regular:
             # fchownat without following: a symlink swapped in meanwhile is not followed.
             self.apply(path, os.chown, name, self.uid, self.gid, dir_fd=dir_fd, follow_symlinks=False)
             self.record(path, st, mode)
         else:
-            # chmod has no no-follow form on Linux: change the mode through a descriptor opened
-            # with O_NOFOLLOW, and only if it is still the file that was listed.
+            # chmod has no no-follow form on Linux, and a hard link swapped in by name would be
+            # followed: change a file through a descriptor opened with O_NOFOLLOW, and only if
+            # it is still the file that was listed, with no other name.
             try:
                 fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
             except FileNotFoundError:
@@ -245,6 +252,9 @@ class _Walk:
                 current = os.fstat(fd)
                 if (current.st_dev, current.st_ino) != (st.st_dev, st.st_ino):
                     self.report.problems.append("%s: skipped, replaced during the walk" % path)
+                    return
+                if regular and current.st_nlink > 1:
+                    self.report.problems.append(_HARD_LINKED % (path, current.st_nlink))
                     return
                 self.settle_open(fd, path, current, mode)
             finally:
@@ -291,6 +301,9 @@ def fix_ownership(path, uid, gid, scope="pycache", dir_mode=0o755, file_mode=0o6
     if scope not in SCOPES:
         raise OwnershipError("scope must be one of %s, got %r" % (", ".join(SCOPES), scope))
     root = os.path.abspath(path)
+    if os.path.realpath(root) == os.sep:
+        # Every __pycache__ of the host (the system Python's included) would go to the web server user.
+        raise OwnershipError("path %s is the whole file system; name the CGI root" % path)
     try:
         st = os.lstat(root)
     except OSError as exc:

@@ -17,6 +17,8 @@ description:
     that the web server can write its caches even where nothing was precompiled.
   - Symlinks are never followed and never changed, and nothing outside O(path) is touched, even
     when a symlink is planted in a cache directory the web server can write to.
+  - A file with more than one hard link is left alone with a warning: it may be a file from
+    outside the tree linked in by whoever can write to the caches.
   - The walk is one C(os.scandir) pass with C(lstat) and no subprocess per file, so large trees
     stay fast.
 author: pycgi.hosting contributors (@pycgi)
@@ -32,7 +34,7 @@ attributes:
 options:
   path:
     description:
-      - The CGI root. It must be a directory, not a symlink to one.
+      - The CGI root. It must be a directory, not a symlink to one, and not C(/).
     type: path
     required: true
   owner:
