@@ -22,7 +22,8 @@ description:
     so a request running during a deployment reads the old file or the new one, never a torn one.
   - Nothing is written outside the C(__pycache__) directories of the tree, no source is ever
     modified, symbolic links to directories are not followed, and a C(__pycache__) that is a
-    symbolic link is reported as an error and never written through.
+    symbolic link is reported as an error and never written through. A source that is a dangling
+    symbolic link or a loop of them is reported as an error (Python could not import it).
   - Reports the entry scripts that Apache runs directly. Python never caches the bytecode of the
     script it runs, only of what it imports, so a large script is recompiled on every request;
     moving its code into an imported module fixes that.
@@ -37,7 +38,7 @@ attributes:
 options:
   path:
     description:
-      - The CGI tree, for example C(/var/www/cgi-bin).
+      - The CGI tree, for example C(/var/www/cgi-bin). C(/) is refused.
     type: path
     required: true
   interpreters:
