@@ -36,8 +36,11 @@ print(json.dumps(report))
 def layout(host):
     family = host.system_info.distribution.lower()
     if family in ("debian", "ubuntu"):
-        return {"root": "/usr/lib/cgi-bin", "user": "www-data", "ctl": "apache2ctl"}
-    return {"root": "/var/www/cgi-bin", "user": "apache", "ctl": "apachectl"}
+        return {"root": "/usr/lib/cgi-bin", "user": "www-data", "ctl": "apache2ctl", "service": "apache2"}
+    return {"root": "/var/www/cgi-bin", "user": "apache", "ctl": "apachectl", "service": "httpd"}
+
+
+SECOND_ROOT = "/srv/pycgi/admin"
 
 
 def http(host, path):
@@ -53,7 +56,8 @@ def cache_report(host, root):
 
 def test_apache_runs_with_a_valid_configuration(host, layout):
     assert host.run_expect([0], layout["ctl"] + " -t")
-    assert host.check_output("systemctl is-active apache2 || systemctl is-active httpd") == "active"
+    assert host.service(layout["service"]).is_running
+    assert host.service(layout["service"]).is_enabled
 
 
 def test_cgi_request_answers_with_the_application_output(host):
@@ -65,10 +69,20 @@ def test_cgi_request_answers_with_the_application_output(host):
     assert "<td>cgiapp.render</td><td>yes</td>" in body
 
 
-def test_every_source_has_a_current_cache_of_the_host_python(host, layout):
-    report = cache_report(host, layout["root"])
+@pytest.mark.parametrize("root", ["stock", SECOND_ROOT])
+def test_every_source_has_a_current_cache_of_the_host_python(host, layout, root):
+    report = cache_report(host, layout["root"] if root == "stock" else root)
     assert report["missing"] == [] and report["stale"] == [], report
     assert len(report["current"]) >= 4
+
+
+def test_each_root_has_its_own_apache_block(host, layout):
+    config = "/etc/apache2/apache2.conf" if layout["service"] == "apache2" else "/etc/httpd/conf/httpd.conf"
+    lines = host.file(config).content_string.splitlines()
+    assert sum(1 for line in lines if line.startswith("# BEGIN pycgi.hosting pycache ")) == 2
+    for root in (layout["root"], SECOND_ROOT):
+        assert "# BEGIN pycgi.hosting pycache " + root in lines
+        assert "# END pycgi.hosting pycache " + root in lines
 
 
 def test_caches_belong_to_the_web_server_user(host, layout):
@@ -116,3 +130,15 @@ def test_selinux_labels_on_disk(host, layout):
     assert ":httpd_sys_script_exec_t:" in label
     assert "httpd_sys_rw_content_t" in host.check_output(
         "matchpathcon %s", layout["root"] + "/cgiapp/__pycache__/main.pyc")
+
+
+def test_selinux_rules_for_a_root_the_policy_does_not_know(host):
+    if host.run("command -v semanage").rc != 0:
+        pytest.skip("no SELinux tools on this host")
+    local = host.check_output("semanage fcontext -l -C")
+    assert SECOND_ROOT + "(/.*)?" in local
+    assert SECOND_ROOT + "(/.*)?/__pycache__(/.*)?" in local
+    assert ":httpd_sys_script_exec_t:" in host.check_output("stat -c %%C %s", SECOND_ROOT + "/hello.py")
+    assert ":httpd_sys_rw_content_t:" in host.check_output("stat -c %%C %s", SECOND_ROOT + "/cgiapp/__pycache__")
+    # The writable type is given to the caches only, never to code.
+    assert "httpd_sys_rw_content_t" not in host.check_output("matchpathcon %s", SECOND_ROOT + "/cgiapp/main.py")
