@@ -292,6 +292,35 @@ def optimize_warnings(tree, optimize):
             for level, paths in sorted(found.items())]
 
 
+def _prune(tree, cache_tags, check_mode, errors, changes):
+    """Removes (unless checking) the prune candidates; returns their paths. Adds a failed
+    removal to ``errors`` and each removal to ``changes``."""
+    pruned = []
+    for doomed, reason in prune_candidates(tree, cache_tags):
+        if not check_mode:
+            try:
+                os.unlink(doomed)
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+            except OSError as exc:
+                errors.setdefault((doomed, None, "cannot remove: %s" % (exc.strerror or exc)), [])
+                continue
+        pruned.append(doomed)
+        changes.append((doomed, "present (%s)" % reason, "removed"))
+    return pruned
+
+
+def _count_fresh(tree, not_fresh, failed_dirs):
+    """``(sources, fresh)``: sources in the tree, and those no interpreter found wanting."""
+    total = fresh = 0
+    for directory, names in tree.sources:
+        total += len(names)
+        if directory not in failed_dirs:
+            head = os.path.join(directory, "")
+            fresh += sum(1 for name in names if head + name not in not_fresh)
+    return total, fresh
+
+
 def _error_order(item):
     (path, line, msg), _used = item
     return path, line or 0, msg
@@ -373,24 +402,8 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
 
     pruned = []
     if prune:
-        for doomed, reason in prune_candidates(tree, {i.probe["cache_tag"] for i, _w in chosen}):
-            if not check_mode:
-                try:
-                    os.unlink(doomed)
-                except (FileNotFoundError, IsADirectoryError):
-                    continue
-                except OSError as exc:
-                    errors.setdefault((doomed, None, "cannot remove: %s" % (exc.strerror or exc)), [])
-                    continue
-            pruned.append(doomed)
-            changes.append((doomed, "present (%s)" % reason, "removed"))
-
-    total = fresh = 0
-    for directory, names in tree.sources:
-        total += len(names)
-        if directory not in failed_dirs:
-            head = os.path.join(directory, "")
-            fresh += sum(1 for name in names if head + name not in not_fresh)
+        pruned = _prune(tree, {i.probe["cache_tag"] for i, _w in chosen}, check_mode, errors, changes)
+    total, fresh = _count_fresh(tree, not_fresh, failed_dirs)
 
     result = {
         "changed": bool(compiled or pruned),
