@@ -8,6 +8,8 @@ Plans are checked against a small model of libselinux's lookup (local rules last
 ahead of the base policy), fed with lines copied from the Debian reference policy; the
 container tests check the same behaviour against the real libselinux, semanage and setfiles.
 """
+import ast
+import importlib
 import re
 
 import pytest
@@ -347,3 +349,18 @@ def test_render_rules_for_the_diff():
 
 def test_outermost_roots():
     assert sel.outermost(["/srv/a", "/srv/a/b", "/srv/ab"]) == ["/srv/a", "/srv/ab"]
+
+
+def test_the_module_needs_no_python_selinux_bindings():
+    """The bindings exist only in the distribution's Python; the module must run under any interpreter."""
+    module = importlib.import_module("ansible_collections.pycgi.hosting.plugins.modules.selinux_context")
+    imported = set()
+    for path in (module.__file__, sel.__file__):
+        with open(path) as handle:
+            for node in ast.walk(ast.parse(handle.read())):
+                if isinstance(node, ast.Import):
+                    imported.update(alias.name.split(".")[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    imported.add(node.module.split(".")[0])
+    assert "ansible" in imported
+    assert not imported & {"selinux", "semanage", "seobject", "sepolicy", "setools"}
