@@ -309,12 +309,6 @@ def compile_items(job, items):
                 if dir_fd is not None:
                     os.close(dir_fd)
                 open_dir, dir_fd, dir_failed = cache_dir, None, False
-                if not check:
-                    try:
-                        dir_fd = open_cache_dir(cache_dir, True, prefix)
-                    except OSError as exc:
-                        errors.append([cache_dir, None, dir_error(cache_dir, exc)])
-                        dir_failed = True
             source = os.path.join(directory, name)
             written = not dir_failed
             try:
@@ -333,6 +327,15 @@ def compile_items(job, items):
                         # as py_compile would, with the line when there is one.
                         line, msg = describe(exc)
                         errors.append([source, line, msg])
+                        written = False
+                if written and not check and dir_fd is None:
+                    # Opened (created) only now: a directory whose sources all fail gets no
+                    # empty cache directory.
+                    try:
+                        dir_fd = open_cache_dir(cache_dir, True, prefix)
+                    except OSError as exc:
+                        errors.append([cache_dir, None, dir_error(cache_dir, exc)])
+                        dir_failed = True
                         written = False
                 if written and not check:
                     if header is None:

@@ -156,7 +156,8 @@ def test_syntax_error_is_named_with_its_line_and_the_rest_compiled(tmp_path):
     python = system_python()
     tag = tag_of(python)
     root = good_tree(tmp_path / "cgi")
-    bad = write(root / "pkg" / "broken.py", "A = 1\nB = 2\nif True print(3)\n")
+    # Alone in its directory: not even an empty __pycache__ may appear for it.
+    bad = write(root / "broken" / "broken.py", "A = 1\nB = 2\nif True print(3)\n")
     before = snapshot(root)
 
     result = precompile(tmp_path, path=str(root), interpreters=[python])
@@ -184,7 +185,7 @@ def test_undecodable_source_is_named_and_the_rest_compiled(tmp_path, content, li
     python = system_python()
     tag = tag_of(python)
     root = good_tree(tmp_path / "cgi")
-    bad = write(root / "undecodable.py", content)
+    bad = write(root / "bad" / "undecodable.py", content)
     before = snapshot(root)
 
     result = precompile(tmp_path, path=str(root), interpreters=[python])
