@@ -351,6 +351,11 @@ def outermost(roots):
     return [root for root in roots if not any(root.startswith(other + "/") for other in roots)]
 
 
+def invalid_types_message(invalid, policy):
+    """The error for types semanage refused, naming each setting ('' when there are none)."""
+    return "; ".join("%s: %r is not a file type of the %s policy" % (name, value, policy) for name, value in invalid)
+
+
 def render_rules(rules):
     """The local rules as `semanage fcontext -l -C` lists them (the diff's before and after)."""
     return "".join("%s    %s    %s\n" % (rule.target, FTYPE_NAMES.get(rule.ftype, rule.ftype), rule.context)

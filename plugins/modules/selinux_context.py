@@ -263,8 +263,7 @@ class Host:
                                 data=sel.type_check_script([value for _name, value in settings]), check_rc=False)
         bad = sel.invalid_types(err, settings)
         if bad:
-            self.module.fail_json(msg="; ".join("%s: %r is not a file type of the %s policy" % (name, value, self.policy)
-                                                for name, value in bad), stderr=err)
+            self.module.fail_json(msg=sel.invalid_types_message(bad, self.policy), stderr=err)
         if "expected one argument" not in err:
             self.module.fail_json(msg="checking the types with semanage failed (rc=%d): %s" % (rc, (err or out).strip()),
                                   stderr=err)
@@ -282,14 +281,12 @@ class Host:
     def commit(self, operations, settings):
         rc, out, err = self.run([self.tools["semanage"], "import"], data=sel.import_script(operations), check_rc=False)
         if rc != 0:
-            bad = sel.invalid_types(err, settings)
-            detail = "; ".join("%s: %r is not a file type of the %s policy" % (n, v, self.policy) for n, v in bad)
-            self.module.fail_json(msg="semanage import failed, the policy is unchanged: %s" % (detail or (err or out).strip()),
-                                  rc=rc, stderr=err)
+            detail = sel.invalid_types_message(sel.invalid_types(err, settings), self.policy) or (err or out).strip()
+            self.module.fail_json(msg="semanage import failed, the policy is unchanged: %s" % detail, rc=rc, stderr=err)
 
     def relabel(self, roots, file_contexts, dry_run):
         argv = [self.tools["setfiles"], "-F", "-v"] + (["-n"] if dry_run else []) + [file_contexts] + roots
-        return sel.parse_setfiles(self.run(argv, what="setfiles")[1])
+        return sel.parse_setfiles(self.run(argv, what="setfiles (relabeling after the rules are in place)")[1])
 
 
 def find_host(module, state, relabel):
@@ -352,7 +349,7 @@ def main():
         after = sel.apply_operations(local_rules, plan.operations)
 
         file_contexts = host.file_contexts
-        if plan.operations:
+        if plan.operations and (state == "present" or module.check_mode):
             simulated = host.simulate(tmpdir, after)
             if state == "present":
                 wrong = sel.mismatches(roots, host.effective(by_mode, simulated), script_type, cache_type)
@@ -360,8 +357,8 @@ def main():
                     module.fail_json(msg=sel.ineffective_message(wrong), selinux_status=status)
             if module.check_mode:
                 file_contexts = simulated
-            else:
-                host.commit(plan.operations, settings)
+        if plan.operations and not module.check_mode:
+            host.commit(plan.operations, settings)
 
         relabeled = []
         if relabel:

@@ -332,6 +332,9 @@ def test_the_type_check_import_can_never_commit():
     err = "ValueError: Type httpd_t is invalid, must be a file or device type\n"
     assert sel.invalid_types(err, [("script_type", SCRIPT), ("cache_type", "httpd_t")]) == [("cache_type", "httpd_t")]
     assert sel.invalid_types(err, [("cache_type", "httpd")]) == []
+    assert sel.invalid_types_message([("cache_type", "httpd_t")], "targeted") == (
+        "cache_type: 'httpd_t' is not a file type of the targeted policy")
+    assert sel.invalid_types_message([], "targeted") == ""
 
 
 def test_mismatches_name_the_roots():
