@@ -88,13 +88,19 @@ def normalize_roots(paths):
 
 
 def escape_path(path):
-    """The path as a file-context regex matching exactly itself."""
+    """The path as a file-context regex matching exactly itself.
+
+    A non-ASCII character becomes the \\xHH escapes of its UTF-8 bytes: libselinux refuses a
+    file_contexts file with non-ASCII characters (and with it every context lookup on the host),
+    and matches the paths' bytes."""
     out = []
     for char in path:
         if char in _REGEX_SPECIAL:
             out.append("\\" + char)
         elif char in _HEX_ESCAPED:
             out.append("\\x%02x" % ord(char))
+        elif ord(char) > 127:
+            out.extend("\\x%02x" % byte for byte in char.encode("utf-8", "surrogateescape"))
         else:
             out.append(char)
     return "".join(out)
