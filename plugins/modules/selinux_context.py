@@ -72,6 +72,7 @@ options:
     description:
       - Relabel the existing roots with C(setfiles -F) after the rules are in place (customizable types and
         the user, role and range parts included), also when no rule changed.
+      - A root on a read-only file system then fails the task before any rule is added.
     type: bool
     default: true
   state:
@@ -284,9 +285,20 @@ class Host:
             detail = sel.invalid_types_message(sel.invalid_types(err, settings), self.policy) or (err or out).strip()
             self.module.fail_json(msg="semanage import failed, the policy is unchanged: %s" % detail, rc=rc, stderr=err)
 
-    def relabel(self, roots, file_contexts, dry_run):
+    def relabel(self, roots, file_contexts, dry_run, committed=False):
+        """The relabeled paths; a failure after rules were committed reports the change."""
         argv = [self.tools["setfiles"], "-F", "-v"] + (["-n"] if dry_run else []) + [file_contexts] + roots
-        return sel.parse_setfiles(self.run(argv, what="setfiles (relabeling after the rules are in place)")[1])
+        rc, out, err = self.run(argv, check_rc=False)
+        if rc != 0:
+            self.module.fail_json(msg="setfiles (relabeling after the rules are in place) failed (rc=%d): %s%s" % (
+                rc, (err or out).strip(), " (the rules were added)" if committed else ""),
+                changed=committed, rc=rc, stdout=out, stderr=err)
+        return sel.parse_setfiles(out)
+
+
+def read_only(path):
+    """Whether ``path`` is on a file system mounted read-only."""
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
 
 
 def find_host(module, state, relabel):
@@ -331,6 +343,14 @@ def main():
             module.exit_json(changed=False, skipped=True, msg=msg, selinux_status=status)
         module.fail_json(msg=msg, selinux_status=status)
 
+    if relabel:
+        # setfiles would fail there after the commit: refuse before anything changes.
+        frozen = [root for root in sel.outermost(roots) if os.path.isdir(root) and read_only(root)]
+        if frozen:
+            module.fail_json(msg="path: %s is on a read-only file system, so its labels cannot be written; nothing was"
+                                 " changed (relabel=false records the rules alone)" % ", ".join(frozen),
+                             selinux_status=status)
+
     local_rules = host.local_rules()
     tmpdir = tempfile.mkdtemp(prefix="pycgi-selinux-")
     try:
@@ -364,7 +384,8 @@ def main():
         if relabel:
             existing = [root for root in sel.outermost(roots) if os.path.lexists(root)]
             if existing:
-                relabeled = host.relabel(existing, file_contexts, module.check_mode)
+                relabeled = host.relabel(existing, file_contexts, module.check_mode,
+                                         committed=bool(plan.operations) and not module.check_mode)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
