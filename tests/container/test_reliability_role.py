@@ -1,0 +1,395 @@
+"""The role under load and from outside: live traffic during code pushes, what HTTP and the web
+server user can reach in both cache modes, SELinux labels, and no reload with a failing config.
+
+One container for the file, driven by `ansible-playbook site.yml` as `make demo` drives it (the
+podman connection; Apache prepared by the test, so pycgi_manage_httpd is false and no package
+index is fetched). The tests run in file order on one host, each deploy building on the last:
+writable deploy, code push under traffic, checks, switch to readonly with a push under traffic
+(a reload), checks, a run against a config broken beforehand.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from harness.podman import Container, podman, podman_available, podman_env
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = "/usr/lib/cgi-bin"
+MAIN_CONFIG = "/etc/apache2/apache2.conf"
+APP_URL = "http://localhost/cgi-bin/hello.py"
+RW_TYPE = "httpd_sys_rw_content_t"
+SCRIPT_TYPE = "httpd_sys_script_exec_t"
+# The same root as plain files: without the role's block a .pyc would be handed out here (200).
+FILES_ALIAS = """Alias "/cgi-files/" "%s/"
+""" % ROOT
+MAX_REQUESTS = 2000
+MAX_SECONDS = 120
+# Each thread rests this long between requests, so that the deploy is not starved of CPU.
+PAUSE = 0.05
+
+# Runs in the container: requests the CGI application on the loopback from two threads until a
+# stop file appears, MAX_REQUESTS were sent or MAX_SECONDS passed; writes a JSON summary.
+# Bounded both ways, so a deploy that hangs cannot make it run on.
+LOAD_GENERATOR = r"""
+import collections, json, os, re, sys, threading, time, urllib.error, urllib.request
+url, stop_file, started_file, out_file = sys.argv[1:5]
+max_requests, max_seconds, pause = int(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7])
+lock = threading.Lock()
+state = {"sent": 0}
+records = []
+t0 = time.monotonic()
+def worker():
+    while True:
+        with lock:
+            if state["sent"] >= max_requests:
+                return
+            state["sent"] += 1
+        if os.path.exists(stop_file) or time.monotonic() - t0 > max_seconds:
+            return
+        begin = time.monotonic()
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                status, body = response.status, response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            status, body = exc.code, exc.read().decode("utf-8", "replace")
+        except Exception as exc:
+            status, body = 0, repr(exc)
+        elapsed = time.monotonic() - begin
+        found = re.search(r"pycgi example application (\S+) on Python", body)
+        version = found.group(1) if found else None
+        good = status == 200 and version is not None and body.rstrip().endswith("</html>")
+        with lock:
+            records.append((time.time(), status, version, elapsed, good, "" if good else body[-400:]))
+            if len(records) == 3:
+                open(started_file, "w").close()
+        time.sleep(pause)
+threads = [threading.Thread(target=worker) for _ in range(2)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+summary = {
+    "requests": len(records),
+    "failures": [r for r in records if not r[4]],
+    "versions": collections.Counter(r[2] for r in records),
+    "slowest": max((r[3] for r in records), default=None),
+    "seconds": time.monotonic() - t0,
+    "timeline": [(r[0], r[2]) for r in records],
+}
+with open(out_file + ".tmp", "w") as handle:
+    json.dump(summary, handle)
+os.rename(out_file + ".tmp", out_file)
+"""
+
+# Runs in the container as the web server user: tries to create a file and a directory in every
+# directory below the root and to open every file for writing; prints what succeeded.
+WRITE_PROBE = r"""
+import json, os, sys
+root, done = sys.argv[1], []
+for directory, dirs, files in os.walk(root):
+    probe = os.path.join(directory, ".pycgi-write-probe")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+        done.append(("create file in", directory))
+    except OSError:
+        pass
+    try:
+        os.mkdir(probe)
+        os.rmdir(probe)
+        done.append(("create directory in", directory))
+    except OSError:
+        pass
+    for name in files:
+        path = os.path.join(directory, name)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW))
+            done.append(("open for writing", path))
+        except OSError:
+            pass
+print(json.dumps(done))
+"""
+
+# Every path below the root with its SELinux type: what the policy says (matchpathcon) and the
+# label on disk.
+LABELS = r"""
+import json, os, subprocess, sys
+root = sys.argv[1]
+paths = [root]
+for directory, dirs, files in os.walk(root):
+    paths += [os.path.join(directory, name) for name in dirs + files]
+policy = subprocess.run(["matchpathcon"] + paths, capture_output=True, text=True, check=True).stdout
+found = {}
+for line in policy.splitlines():
+    path, _tab, context = line.rpartition("\t")
+    disk = os.getxattr(path, "security.selinux", follow_symlinks=False).decode().rstrip("\0")
+    found[path] = [context.split(":")[2], disk.split(":")[2]]
+print(json.dumps(found))
+"""
+
+
+class Host(Container):
+    """The web server: waits for systemd's bus before asking systemd anything."""
+
+    def wait_for_systemd(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while self.exec("test", "-S", "/run/systemd/private", check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("systemd in %s did not come up" % self.name)
+            time.sleep(0.2)
+        super().wait_for_systemd(timeout)
+
+
+class Site:
+    """site.yml against the container, with a controller-side copy of the example application."""
+
+    def __init__(self, host, workdir):
+        self.host = host
+        self.workdir = workdir
+        self.app = os.path.join(workdir, "app")
+        shutil.copytree(os.path.join(REPO_ROOT, "examples", "app"), self.app)
+        self.inventory = os.path.join(workdir, "inventory.yml")
+        with open(self.inventory, "w") as handle:
+            json.dump({"webservers": {"hosts": {host.name: {
+                "ansible_connection": "containers.podman.podman",
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "ansible_become": False,
+                # Fewer round trips per task through podman exec.
+                "ansible_pipelining": True,
+            }}}}, handle)
+
+    def push_version(self, version):
+        """A code push on the controller: a new version string and a changed renderer."""
+        init = os.path.join(self.app, "cgiapp", "__init__.py")
+        with open(init) as handle:
+            text = handle.read()
+        with open(init, "w") as handle:
+            handle.write(re.sub(r'__version__ = "[^"]*"', '__version__ = "%s"' % version, text))
+        with open(os.path.join(self.app, "cgiapp", "render.py"), "a") as handle:
+            handle.write("\nPUSHED = %r\n" % version)
+
+    def play(self, cache_mode):
+        """Runs site.yml; returns (rc, output)."""
+        extra = {
+            "pycgi_source": self.app,
+            "pycgi_cache_mode": cache_mode,
+            "pycgi_manage_httpd": False,
+            "pycgi_smoke_urls": [{"url": APP_URL, "contains": "pycgi example application"}],
+        }
+        playbook = shutil.which("ansible-playbook") or "ansible-playbook"
+        proc = subprocess.run([playbook, "-i", self.inventory, "-e", json.dumps(extra), "site.yml"],
+                              cwd=REPO_ROOT, env=podman_env(), capture_output=True, text=True, timeout=600,
+                              check=False)
+        return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The web server with the application deployed once (writable caches), Apache running."""
+    if not podman_available():
+        pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
+    host = Host.start(prefix="pycgi-rel-role")
+    try:
+        host.exec("a2enmod", "-q", "cgid")
+        host.put_file("/etc/apache2/conf-enabled/cgi-files.conf", FILES_ALIAS)
+        host.exec("systemctl", "start", "apache2")
+        deploy = Site(host, str(tmp_path_factory.mktemp("site")))
+        rc, out = deploy.play("writable")
+        assert rc == 0, out[-3000:]
+        yield deploy
+    finally:
+        host.remove()
+
+
+def under_traffic(site, action):
+    """Runs ``action()`` while the load generator requests the application; returns
+    (action's result, the generator's summary, the time the action ended)."""
+    host = site.host
+    run_dir = "/tmp/load-%d" % time.monotonic_ns()
+    host.exec("mkdir", "-p", run_dir)
+    stop, started, out = run_dir + "/stop", run_dir + "/started", run_dir + "/summary.json"
+    podman("exec", "-d", host.name, "python3", "-c", LOAD_GENERATOR, APP_URL, stop, started, out,
+           str(MAX_REQUESTS), str(MAX_SECONDS), str(PAUSE))
+    deadline = time.monotonic() + 30
+    while host.exec("test", "-e", started, check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the load generator did not get going"
+        time.sleep(0.1)
+    try:
+        result = action()
+        ended = time.time()
+        time.sleep(1.0)  # a few requests against the finished deploy
+    finally:
+        host.exec("touch", stop)
+    deadline = time.monotonic() + MAX_SECONDS + 40
+    while host.exec("test", "-e", out, check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the load generator did not finish"
+        time.sleep(0.2)
+    return result, json.loads(host.read_file(out)), ended
+
+
+def report(label, summary):
+    print("\n%s: %d requests served, %d failed, slowest %.3f s, versions %s, %.1f s of traffic"
+          % (label, summary["requests"], len(summary["failures"]), summary["slowest"], summary["versions"],
+             summary["seconds"]))
+
+
+def task_sections(output):
+    """[(task name, its output)] of an ansible-playbook run."""
+    parts = re.split(r"^(?:TASK|RUNNING HANDLER) \[(.*?)\] \**$", output, flags=re.M)
+    return list(zip(parts[1::2], parts[2::2]))
+
+
+def graceful_restarts(host):
+    """How many times Apache has reloaded (graceful restarts in its error log)."""
+    log = host.exec("cat", "/var/log/apache2/error.log").stdout
+    return log.count("SIGUSR1 received.  Doing graceful restart")
+
+
+def apache_identity(host):
+    """Main PID, start time and the last reload of the Apache service."""
+    return host.exec("systemctl", "show", "apache2", "-p", "MainPID", "-p", "ExecMainStartTimestamp",
+                     "-p", "ExecReload").stdout
+
+
+def cache_urls(host):
+    """URL paths (below /cgi-bin/ and /cgi-files/) of every .pyc and __pycache__ below the root."""
+    found = host.exec("find", ROOT, "(", "-name", "*.pyc", "-o", "-name", "__pycache__", ")").stdout.split()
+    assert any(p.endswith(".pyc") for p in found), "no caches to request"
+    return [prefix + p[len(ROOT) + 1:] + ("/" if p.endswith("__pycache__") else "")
+            for p in found for prefix in ("/cgi-bin/", "/cgi-files/")]
+
+
+def assert_caches_never_served(host):
+    # The plain-file alias does serve the tree (so a 403 below is the role's block at work).
+    status, body = host.http_get("/cgi-files/cgiapp/render.py")
+    assert status == 200 and "def table" in body
+    statuses = {url: host.http_get(url)[0] for url in cache_urls(host)}
+    assert set(statuses.values()) == {403}, statuses
+
+
+def world_writable(host):
+    """Paths below the root and in Apache's config that anyone may write (links aside)."""
+    return host.exec("find", ROOT, "/etc/apache2", "!", "-type", "l", "-perm", "-0002").stdout.split("\n")[:-1]
+
+
+def web_user_writes(host):
+    return [tuple(item) for item in json.loads(host.exec("runuser", "-u", "www-data", "--", "python3", "-c",
+                                                         WRITE_PROBE, ROOT).stdout)]
+
+
+def labels(host):
+    return json.loads(host.exec("python3", "-c", LABELS, ROOT).stdout)
+
+
+def assert_traffic_clean(summary, ended, old, new):
+    assert summary["failures"] == [], summary["failures"][:5]
+    assert summary["requests"] >= 20, summary
+    assert set(summary["versions"]) <= {old, new}, summary["versions"]
+    after = [version for stamp, version in summary["timeline"] if stamp > ended + 0.2]
+    assert after and set(after) == {new}, "responses after the deploy ended: %s" % after
+
+
+# --- 2. live traffic -----------------------------------------------------------------------------
+
+def test_code_push_under_live_traffic_drops_no_request(site):
+    """A code push (two modules changed: a new version string and a changed renderer) converged
+    with site.yml while a load generator on the container's loopback requests the application
+    from two threads (at most 2000 requests or 120 s): every response is a complete 200 page of
+    the old or the new version, the new one once the deploy has ended."""
+    site.push_version("1.1")
+    (rc, out), summary, ended = under_traffic(site, lambda: site.play("writable"))
+    report("code push, writable caches", summary)
+    assert rc == 0, out[-3000:]
+    assert_traffic_clean(summary, ended, "1.0", "1.1")
+
+
+# --- 5. security properties, writable mode -------------------------------------------------------
+
+def test_writable_mode_serves_no_cache_and_lets_the_web_user_write_only_caches(site):
+    """Writable mode, checked from outside: every .pyc and __pycache__ answers 403 through the
+    CGI alias and through a plain-file alias of the same root; www-data can create or write files
+    only inside __pycache__ directories (tried as www-data in every directory and on every file),
+    and nothing there or in Apache's config is world-writable; SELinux (policy and labels on
+    disk) gives the writable type to __pycache__ paths only, and the script type to every
+    script and module."""
+    host = site.host
+    assert_caches_never_served(host)
+
+    writes = web_user_writes(host)
+    assert writes, "www-data should be able to write its caches in writable mode"
+    outside_caches = [w for w in writes if "/__pycache__" not in w[1]]
+    assert outside_caches == []
+    assert world_writable(host) == []
+
+    found = labels(host)
+    for path, (policy, disk) in found.items():
+        if "/__pycache__" in path:
+            assert (policy, disk) == (RW_TYPE, RW_TYPE), path
+        else:
+            assert (policy, disk) == (SCRIPT_TYPE, SCRIPT_TYPE), path
+    assert any(p.endswith(".py") for p in found) and any(p.endswith(".pyc") for p in found)
+
+
+# --- 2 and 5. switch to readonly under traffic (Apache reloads), then readonly checks ------------
+
+def test_switch_to_readonly_with_a_push_under_live_traffic_drops_no_request(site):
+    """The same deploy switched to readonly caches with another code push, under traffic: the
+    Apache block changes, so the handler tests the config and Apache reloads gracefully while
+    requests keep coming; still no failed or wrong response."""
+    host = site.host
+    reloads = graceful_restarts(host)
+    site.push_version("1.2")
+    (rc, out), summary, ended = under_traffic(site, lambda: site.play("readonly"))
+    report("code push + switch to readonly (with an Apache reload)", summary)
+    assert rc == 0, out[-3000:]
+    assert graceful_restarts(host) == reloads + 1
+    assert_traffic_clean(summary, ended, "1.1", "1.2")
+
+
+def test_readonly_mode_serves_no_cache_and_the_web_user_can_write_nothing(site):
+    """Readonly mode, checked from outside: every .pyc and __pycache__ answers 403; www-data can
+    create, write or open for writing nothing anywhere below the root, nothing is world-writable;
+    SELinux gives no path the writable type; the application still answers, its modules' caches
+    in place."""
+    host = site.host
+    assert_caches_never_served(host)
+    assert web_user_writes(host) == []
+    assert world_writable(host) == []
+    found = labels(host)
+    assert [p for p, types in found.items() if RW_TYPE in types] == []
+    status, body = host.http_get("/cgi-bin/hello.py")
+    assert status == 200 and "application 1.2" in body
+    assert re.search(r"<td>cgiapp\.main</td><td>yes</td>", body), body
+
+
+# --- 5. no reload with a failing config -----------------------------------------------------------
+
+def test_no_reload_when_the_config_was_already_broken(site):
+    """An Apache config broken before the run (a bad directive in conf-enabled) while the run
+    would change the role's block (switching back to writable): the play fails at that task,
+    naming the broken file and line, before any handler; the config files are byte-identical,
+    Apache is not reloaded (same main PID, start and reload times, no graceful restart logged)
+    and keeps serving the old config with 200s."""
+    host = site.host
+    broken = "/etc/apache2/conf-enabled/zz-broken.conf"
+    host.put_file(broken, "# left behind by someone\nThisIsNotAnApacheDirective on\n")
+    try:
+        before = (host.exec("sha256sum", MAIN_CONFIG, broken).stdout, apache_identity(host), graceful_restarts(host))
+        rc, out = site.play("writable")
+        assert rc != 0, out[-3000:]
+        failed = [task for task, text in task_sections(out) if "fatal:" in text or "failed:" in text]
+        assert failed == ["pycgi.hosting.cgi_host : Deny web access to the caches in the Apache configuration"], out[-3000:]
+        assert "zz-broken.conf" in out and "line 2" in out, out[-3000:]
+        assert "RUNNING HANDLER" not in out
+        after = (host.exec("sha256sum", MAIN_CONFIG, broken).stdout, apache_identity(host), graceful_restarts(host))
+        assert after == before
+        status, body = host.http_get("/cgi-bin/hello.py")
+        assert status == 200 and "application 1.2" in body
+    finally:
+        host.exec("rm", "-f", broken)
