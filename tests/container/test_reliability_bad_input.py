@@ -99,6 +99,8 @@ def added_paths(before, after):
     return sorted(set(after) - set(before))
 
 
+# --- 1. bad input ---------------------------------------------------------------------------------
+
 def test_unreadable_source_and_directory_are_named_when_run_as_a_deploy_user(host):
     """The module run as a non-root user (www-data owns the tree) meets a root-only source next
     to good ones, another alone in its directory, and a root-only directory: the task fails

@@ -126,6 +126,8 @@ def host(shared_dir):
         container.remove()
 
 
+# --- 1. bad input: full and read-only file systems ------------------------------------------------
+
 def test_full_file_system_during_the_compile_leaves_no_torn_cache(host):
     """The tmpfs holding the tree fills up while the caches are written: the task fails naming
     the caches it could not write (no space left on device); every cache that is there loads,

@@ -336,7 +336,7 @@ def test_writable_mode_serves_no_cache_and_lets_the_web_user_write_only_caches(s
     assert any(p.endswith(".py") for p in found) and any(p.endswith(".pyc") for p in found)
 
 
-# --- 2 and 5. switch to readonly under traffic (Apache reloads), then readonly checks ------------
+# --- 2. live traffic: switch to readonly, with a reload -------------------------------------------
 
 def test_switch_to_readonly_with_a_push_under_live_traffic_drops_no_request(site):
     """The same deploy switched to readonly caches with another code push, under traffic: the
@@ -351,6 +351,8 @@ def test_switch_to_readonly_with_a_push_under_live_traffic_drops_no_request(site
     assert graceful_restarts(host) == reloads + 1
     assert_traffic_clean(summary, ended, "1.1", "1.2")
 
+
+# --- 5. security properties, readonly mode --------------------------------------------------------
 
 def test_readonly_mode_serves_no_cache_and_the_web_user_can_write_nothing(site):
     """Readonly mode, checked from outside: every .pyc and __pycache__ answers 403; www-data can

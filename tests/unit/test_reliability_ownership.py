@@ -60,6 +60,8 @@ def hostile_tree(tmp_path):
     return root, outside
 
 
+# --- 4. hostile trees -----------------------------------------------------------------------------
+
 @pytest.mark.parametrize("scope", ["pycache", "tree"])
 def test_ownership_never_changes_through_a_link(tmp_path, scope):
     """Planted in the tree: a symlink in __pycache__ to a root-only file, a hard link in
@@ -91,6 +93,8 @@ def test_a_symlinked_root_is_refused(tmp_path):
     assert result["failed"] is True and "is a symlink" in result["msg"] and str(root / "escape") in result["msg"]
     assert attributes(tmp_path) == before
 
+
+# --- 1. bad input ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("root", ["/", "/tmp/..", "//"])
 def test_the_whole_file_system_is_refused(tmp_path, root):

@@ -3,7 +3,7 @@
 Every case runs the real module process on a tree in pytest's tmp_path (nothing else on the
 host is touched; the one case that names `/` runs in check mode). "Left as it was" is checked
 by a snapshot of every path below the test's directory: inode, mode, mtime and content.
-docs/reliability.md lists these cases; tools/reliability-doc regenerates it from the docstrings.
+docs/reliability.md lists these cases; tools/reliability_doc.py regenerates it from the docstrings.
 """
 import json
 import os

@@ -11,6 +11,8 @@ import pytest
 from ansible_collections.pycgi.hosting.plugins.module_utils import _selinux as sel
 
 
+# --- 1. bad input ---------------------------------------------------------------------------------
+
 @pytest.mark.parametrize("path", ["/srv/é", "/srv/it's \"q\" ; $(id) `id` é 目录", "/srv/päckage 'x'/naïve"])
 def test_non_ascii_root_gives_an_ascii_spec_matching_the_paths_bytes(path):
     """A root with non-ASCII letters: its rules are pure ASCII (\\xHH escapes of the UTF-8
