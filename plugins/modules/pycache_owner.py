@@ -17,7 +17,7 @@ description:
     that the web server can write its caches even where nothing was precompiled.
   - Symlinks are never followed and never changed, and nothing outside O(path) is touched, even
     when a symlink is planted in a cache directory the web server can write to.
-  - A file with more than one hard link is left alone with a warning: it may be a file from
+  - A file with more than one hard link is left alone with a warning, since it may be a file from
     outside the tree linked in by whoever can write to the caches.
   - The walk is one C(os.scandir) pass with C(lstat) and no subprocess per file, so large trees
     stay fast.
