@@ -78,7 +78,8 @@ class Host(Container):
             proc = subprocess.run(cmd, capture_output=True, text=True, env=podman_env(), timeout=600, check=False)
             result_file = os.path.join(tree, self.name)
             if not os.path.exists(result_file):
-                raise RuntimeError("ansible gave no result (rc=%d):\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
+                raise RuntimeError("ansible gave no result (rc=%d):\n%s\n%s"
+                                   % (proc.returncode, proc.stdout, proc.stderr))
             with open(result_file) as handle:
                 result = json.load(handle)
         result.setdefault("failed", proc.returncode != 0)
@@ -131,7 +132,8 @@ def test_unreadable_source_and_directory_are_named_when_run_as_a_deploy_user(hos
 @pytest.mark.parametrize("args, words", [
     ({"cache_type": "httpd_no_such_cache_t"}, "cache_type: 'httpd_no_such_cache_t' is not a file type"),
     ({"script_type": "no_such_script_exec_t"}, "script_type: 'no_such_script_exec_t' is not a file type"),
-    ({"cache_type": "bad type;touch /tmp/pwned"}, "cache_type: 'bad type;touch /tmp/pwned' is not an SELinux type name"),
+    ({"cache_type": "bad type;touch /tmp/pwned"},
+     "cache_type: 'bad type;touch /tmp/pwned' is not an SELinux type name"),
 ], ids=["cache-type", "script-type", "not-a-type-name"])
 def test_unknown_selinux_type_names_the_setting_and_leaves_the_policy_alone(host, args, words):
     """An SELinux type the policy does not have (or a string that cannot be a type): the task

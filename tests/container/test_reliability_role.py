@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 
 import pytest
@@ -233,10 +232,12 @@ def under_traffic(site, action):
     return result, json.loads(host.read_file(out)), ended
 
 
-def report(label, summary):
-    print("\n%s: %d requests served, %d failed, slowest %.3f s, versions %s, %.1f s of traffic"
-          % (label, summary["requests"], len(summary["failures"]), summary["slowest"], summary["versions"],
-             summary["seconds"]))
+def report(capsys, label, summary):
+    """Prints the numbers to the terminal, also when pytest captures the output."""
+    with capsys.disabled():
+        print("\n%s: %d requests served, %d failed, slowest %.3f s, versions %s, %.1f s of traffic"
+              % (label, summary["requests"], len(summary["failures"]), summary["slowest"], summary["versions"],
+                 summary["seconds"]))
 
 
 def task_sections(output):
@@ -297,14 +298,14 @@ def assert_traffic_clean(summary, ended, old, new):
 
 # --- 2. live traffic -----------------------------------------------------------------------------
 
-def test_code_push_under_live_traffic_drops_no_request(site):
+def test_code_push_under_live_traffic_drops_no_request(site, capsys):
     """A code push (two modules changed: a new version string and a changed renderer) converged
     with site.yml while a load generator on the container's loopback requests the application
     from two threads (at most 2000 requests or 120 s): every response is a complete 200 page of
     the old or the new version, the new one once the deploy has ended."""
     site.push_version("1.1")
     (rc, out), summary, ended = under_traffic(site, lambda: site.play("writable"))
-    report("code push, writable caches", summary)
+    report(capsys, "code push, writable caches", summary)
     assert rc == 0, out[-3000:]
     assert_traffic_clean(summary, ended, "1.0", "1.1")
 
@@ -338,7 +339,7 @@ def test_writable_mode_serves_no_cache_and_lets_the_web_user_write_only_caches(s
 
 # --- 2. live traffic: switch to readonly, with a reload -------------------------------------------
 
-def test_switch_to_readonly_with_a_push_under_live_traffic_drops_no_request(site):
+def test_switch_to_readonly_with_a_push_under_live_traffic_drops_no_request(site, capsys):
     """The same deploy switched to readonly caches with another code push, under traffic: the
     Apache block changes, so the handler tests the config and Apache reloads gracefully while
     requests keep coming; still no failed or wrong response."""
@@ -346,7 +347,7 @@ def test_switch_to_readonly_with_a_push_under_live_traffic_drops_no_request(site
     reloads = graceful_restarts(host)
     site.push_version("1.2")
     (rc, out), summary, ended = under_traffic(site, lambda: site.play("readonly"))
-    report("code push + switch to readonly (with an Apache reload)", summary)
+    report(capsys, "code push + switch to readonly (with an Apache reload)", summary)
     assert rc == 0, out[-3000:]
     assert graceful_restarts(host) == reloads + 1
     assert_traffic_clean(summary, ended, "1.1", "1.2")
@@ -386,7 +387,8 @@ def test_no_reload_when_the_config_was_already_broken(site):
         rc, out = site.play("writable")
         assert rc != 0, out[-3000:]
         failed = [task for task, text in task_sections(out) if "fatal:" in text or "failed:" in text]
-        assert failed == ["pycgi.hosting.cgi_host : Deny web access to the caches in the Apache configuration"], out[-3000:]
+        stanza_task = "pycgi.hosting.cgi_host : Deny web access to the caches in the Apache configuration"
+        assert failed == [stanza_task], out[-3000:]
         assert "zz-broken.conf" in out and "line 2" in out, out[-3000:]
         assert "RUNNING HANDLER" not in out
         after = (host.exec("sha256sum", MAIN_CONFIG, broken).stdout, apache_identity(host), graceful_restarts(host))

@@ -96,6 +96,19 @@ def test_a_symlinked_root_is_refused(tmp_path):
 
 # --- 1. bad input ---------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_root_missing_or_a_file_fails_naming_it(tmp_path, kind):
+    """A root that does not exist or is a file: the task fails naming the path; nothing is created."""
+    root = tmp_path / "cgi"
+    if kind == "file":
+        write(root, "X = 1\n")
+    before = attributes(tmp_path)
+    result = owner(tmp_path, path=str(root), owner=NOBODY, group=NOBODY)
+    assert result["failed"] is True and str(root) in result["msg"], result
+    assert ("No such file" if kind == "missing" else "not a directory") in result["msg"], result["msg"]
+    assert attributes(tmp_path) == before
+
+
 @pytest.mark.parametrize("root", ["/", "/tmp/..", "//"])
 def test_the_whole_file_system_is_refused(tmp_path, root):
     """`/` as the root would give every __pycache__ of the host, the system Python's included,

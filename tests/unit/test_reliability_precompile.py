@@ -469,7 +469,8 @@ def test_planted_links_in_pycache_are_replaced_never_written_through(tmp_path):
 
     result = precompile(tmp_path, path=str(root), interpreters=[python])
     assert result["failed"] is True, result
-    assert [(e["path"], "symbolic link" in e["msg"]) for e in result["errors"]] == [(str(root / "lib" / "__pycache__"), True)]
+    linked_cache = str(root / "lib" / "__pycache__")
+    assert [(e["path"], "symbolic link" in e["msg"]) for e in result["errors"]] == [(linked_cache, True)]
     assert snapshot(outside) == outside_before
     for name in ("util", "__init__"):
         st = os.lstat(str(cache / ("%s.%s.pyc" % (name, tag))))
