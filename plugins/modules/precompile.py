@@ -121,7 +121,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Compile with the interpreters named by the scripts' #! lines
+- name: Compile with the interpreters named by the scripts' shebang lines
   pycgi.hosting.precompile:
     path: /var/www/cgi-bin
 
