@@ -21,7 +21,7 @@ Job::
      "optimize": [0, 1, 2],
      "check": false,            # true: compile in memory to find errors, write nothing
      "workers": 0,              # processes that compile; 0: one per CPU
-     "pycache_prefix": null}    # reserved: write into a PYTHONPYCACHEPREFIX tree (3.8+)
+     "pycache_prefix": null}    # a directory: write where PYTHONPYCACHEPREFIX reads (3.8+)
 
 Result::
 
@@ -419,7 +419,7 @@ def run(job):
         return {"fatal": "invalidation_mode %s needs Python 3.7 or later (hash-based .pyc files)"
                          % job["invalidation_mode"]}
     if job.get("pycache_prefix") and not hasattr(sys, "pycache_prefix"):
-        return {"fatal": "a pycache prefix needs Python 3.8 or later"}
+        return {"fatal": "pycache_prefix needs Python 3.8 or later"}
     warnings.simplefilter("ignore")
     workers = job.get("workers") or cpu_count()
 

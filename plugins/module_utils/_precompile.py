@@ -29,6 +29,7 @@ DEFAULT_INTERPRETER = "/usr/bin/python3"
 INVALIDATION_MODES = ("timestamp", "checked_hash", "unchecked_hash")
 OPTIMIZE_LEVELS = (0, 1, 2)
 MIN_VERSION = (3, 6)
+PREFIX_MIN_VERSION = (3, 8)
 # -I: PYTHON* variables and the user's site directory ignored; -S: no site-packages, so no
 # .pth file runs code; -B: the interpreter's own imports write no bytecode anywhere.
 WORKER_FLAGS = ("-I", "-S", "-B", "-c")
@@ -178,12 +179,16 @@ def _tail(data, lines=5):
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _refusal(interp, invalidation_mode):
+def _refusal(interp, invalidation_mode, pycache_prefix=None):
     """Why ``interp`` cannot do the job, or None."""
     probe = interp.probe
     if tuple(probe["version_info"]) < MIN_VERSION:
         return "%s (%s) is Python %s; Python %d.%d or later is needed" % (
             interp.path, interp.named_by, probe["version"], MIN_VERSION[0], MIN_VERSION[1])
+    if pycache_prefix and not probe.get("pycache_prefix"):
+        return ("pycache_prefix needs Python %d.%d or later (PYTHONPYCACHEPREFIX): %s (%s) is"
+                " Python %s" % (PREFIX_MIN_VERSION[0], PREFIX_MIN_VERSION[1], interp.path,
+                                interp.named_by, probe["version"]))
     if not probe["cache_tag"]:
         return "%s (%s) does not cache bytecode (no cache tag)" % (interp.path, interp.named_by)
     if invalidation_mode != "timestamp" and not probe["hash_pyc"]:
@@ -209,7 +214,7 @@ def launch(requests):
     return started
 
 
-def check_interpreters(started, invalidation_mode="timestamp"):
+def check_interpreters(started, invalidation_mode="timestamp", pycache_prefix=None):
     """Reads each started program's probe; returns ``[(Interpreter, worker)]``.
 
     Two paths to the same executable count once. Raises PrecompileError, with every program
@@ -220,7 +225,7 @@ def check_interpreters(started, invalidation_mode="timestamp"):
     try:
         for worker in started:
             interp = Interpreter(worker.path, worker.named_by, worker.read_probe(deadline))
-            refusal = _refusal(interp, invalidation_mode)
+            refusal = _refusal(interp, invalidation_mode, pycache_prefix)
             if refusal:
                 raise PrecompileError(refusal)
             executable = os.path.realpath(interp.probe["executable"] or worker.path)
@@ -240,17 +245,44 @@ def stop(workers):
         worker.stop()
 
 
-def prune_candidates(tree, cache_tags):
-    """``[(path, reason)]`` of the files in the tree's ``__pycache__`` directories that no
-    listed interpreter will read: caches of another tag, caches whose source is gone, and
-    temporary files of interrupted writes. Other files are left alone.
+def prefix_listing(tree, pycache_prefix):
+    """``[(cache directory, source directory, [names])]`` of the cache directories below
+    ``pycache_prefix`` + the tree's root (sys.pycache_prefix layout), like ``tree.pycache``.
+
+    Directories whose source directory is excluded, or reached through a symbolic link the
+    walk does not follow, are left out: their caches are not the tree's to prune.
+    """
+    top = _compile_worker.cache_dir_of(tree.root, pycache_prefix)
+    skipped = [os.path.join(path, "") for path in tree.excluded + tree.symlinks]
+    listing = []
+    for cache_dir, subdirs, files in os.walk(top):
+        subdirs.sort()
+        source_dir = os.path.join(os.sep, os.path.relpath(cache_dir, pycache_prefix))
+        if any(os.path.join(source_dir, "").startswith(path) for path in skipped):
+            subdirs[:] = []
+            continue
+        if files:
+            listing.append((cache_dir, source_dir, sorted(files)))
+    return listing
+
+
+def prune_candidates(tree, cache_tags, pycache_prefix=None):
+    """``[(path, reason)]`` of the files in the tree's cache directories that no listed
+    interpreter will read: caches of another tag, caches whose source is gone, and temporary
+    files of interrupted writes. Other files are left alone.
+
+    The cache directories are the tree's ``__pycache__`` directories, or with
+    ``pycache_prefix`` those below that prefix + the tree's root (nothing else in the prefix).
     """
     sources = {directory: set(names) for directory, names in tree.sources}
     excluded = set(tree.excluded)
     tmp_suffix = _compile_worker.TMP_SUFFIX
+    if pycache_prefix:
+        listing = prefix_listing(tree, pycache_prefix)
+    else:
+        listing = [(cache_dir, os.path.dirname(cache_dir), names) for cache_dir, names in tree.pycache]
     doomed = []
-    for cache_dir, names in tree.pycache:
-        parent = os.path.dirname(cache_dir)
+    for cache_dir, parent, names in listing:
         present = sources.get(parent, ())
         for name in names:
             if not name.endswith(".pyc"):
@@ -292,11 +324,11 @@ def optimize_warnings(tree, optimize):
             for level, paths in sorted(found.items())]
 
 
-def _prune(tree, cache_tags, check_mode, errors, changes):
+def _prune(tree, cache_tags, check_mode, errors, changes, pycache_prefix=None):
     """Removes (unless checking) the prune candidates; returns their paths. Adds a failed
     removal to ``errors`` and each removal to ``changes``."""
     pruned = []
-    for doomed, reason in prune_candidates(tree, cache_tags):
+    for doomed, reason in prune_candidates(tree, cache_tags, pycache_prefix):
         if not check_mode:
             try:
                 os.unlink(doomed)
@@ -321,6 +353,21 @@ def _count_fresh(tree, not_fresh, failed_dirs):
     return total, fresh
 
 
+def _check_prefix(path, pycache_prefix):
+    """Refuses a pycache_prefix that Python would not use as given, or that mixes the caches
+    into the sources."""
+    if not os.path.isabs(pycache_prefix):
+        raise PrecompileError("pycache_prefix %s must be an absolute path" % pycache_prefix)
+    prefix = os.path.realpath(pycache_prefix)
+    root = os.path.realpath(path)
+    if prefix == os.sep:
+        raise PrecompileError("pycache_prefix %s is the whole file system; name a cache directory"
+                              % pycache_prefix)
+    if os.path.join(prefix, "").startswith(os.path.join(root, "")):
+        raise PrecompileError("pycache_prefix %s is inside path %s: it must lie outside the tree"
+                              % (pycache_prefix, path))
+
+
 def _error_order(item):
     (path, line, msg), _used = item
     return path, line or 0, msg
@@ -328,12 +375,14 @@ def _error_order(item):
 
 def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=(0,),
                workers=0, exclude=(), prune=True, check_mode=False, diff=False,
-               search_path=None):
+               search_path=None, pycache_prefix=None):
     """Brings the bytecode caches of the tree at ``path`` up to date.
 
     Arguments are the module's options; ``check_mode`` computes the same answer and writes
     nothing; ``diff`` adds a before/after of the cache state; ``search_path`` is the PATH
-    used for ``#!/usr/bin/env python3`` (default: this process's).
+    used for ``#!/usr/bin/env python3`` (default: this process's); ``pycache_prefix``
+    writes the caches where Python 3.8+ reads them under PYTHONPYCACHEPREFIX instead of into
+    ``__pycache__`` directories.
 
     Returns a dict: ``changed``, ``compiled`` (sources), ``pruned`` (paths), ``errors``
     ([{path, line, msg, interpreters}]), ``interpreters`` ([{path, version, cache_tag}]),
@@ -354,6 +403,9 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
     if os.path.realpath(path) == os.sep:
         # The walk would cross every file system of the host and prune its caches.
         raise PrecompileError("path %s is the whole file system; name the CGI root" % path)
+    if pycache_prefix:
+        _check_prefix(path, pycache_prefix)
+        pycache_prefix = os.path.normpath(pycache_prefix)
 
     if interpreters:
         # Listed: the interpreters start while the tree is walked, and their programs stat
@@ -367,14 +419,14 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
     else:
         tree = walk(path, exclude)
         started = launch(interpreter_requests(tree, search_path=search_path))
-    chosen = check_interpreters(started, invalidation_mode)
+    chosen = check_interpreters(started, invalidation_mode, pycache_prefix)
     job = json.dumps({
         "dirs": tree.sources,
         "invalidation_mode": invalidation_mode,
         "optimize": levels,
         "check": bool(check_mode),
         "workers": workers,
-        "pycache_prefix": None,
+        "pycache_prefix": pycache_prefix or None,
     }).encode("ascii")
 
     errors = {}
@@ -402,7 +454,8 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
 
     pruned = []
     if prune:
-        pruned = _prune(tree, {i.probe["cache_tag"] for i, _w in chosen}, check_mode, errors, changes)
+        pruned = _prune(tree, {i.probe["cache_tag"] for i, _w in chosen}, check_mode, errors, changes,
+                        pycache_prefix)
     total, fresh = _count_fresh(tree, not_fresh, failed_dirs)
 
     result = {

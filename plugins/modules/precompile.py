@@ -20,7 +20,7 @@ description:
     is left untouched, so a second run reports no change and a code push recompiles exactly the
     changed sources. New files are written to a temporary file in the same directory and renamed,
     so a request running during a deployment reads the old file or the new one, never a torn one.
-  - Nothing is written outside the C(__pycache__) directories of the tree, no source is ever
+  - Nothing is written outside the C(__pycache__) directories of the tree (or the O(pycache_prefix) tree), no source is ever
     modified, symbolic links to directories are not followed, and a C(__pycache__) that is a
     symbolic link is reported as an error and never written through. A source that is a dangling
     symbolic link or a loop of them is reported as an error (Python could not import it).
@@ -90,12 +90,28 @@ options:
     default: []
   prune:
     description:
-      - Remove, inside the tree's C(__pycache__) directories only, the C(.pyc) files whose source
+      - Remove, inside the tree's C(__pycache__) directories only (with O(pycache_prefix), inside
+        the prefix's copy of the tree only), the C(.pyc) files whose source
         is gone, those of cache tags that no listed interpreter uses (the leftovers of a Python
         upgrade, for example C(cpython-36) after moving to 3.12), and temporary files of
         interrupted writes.
     type: bool
     default: true
+  pycache_prefix:
+    description:
+      - Write the caches below this directory instead of into C(__pycache__) directories of the
+        tree, where Python 3.8 and later look for them when C(PYTHONPYCACHEPREFIX) (or
+        C(-X pycache_prefix)) names it: the prefix, then the source's absolute directory, then
+        C(name.CACHE_TAG.pyc), for example C(/var/cache/pycgi/var/www/cgi-bin/app/views.cpython-312.pyc).
+      - The CGI tree then holds no C(__pycache__) at all. The scripts must run with
+        C(PYTHONPYCACHEPREFIX) set to the same directory; M(pycgi.hosting.httpd_pycache) sets it
+        for Apache with its O(pycgi.hosting.httpd_pycache#module:pycache_prefix) option.
+      - Freshness is judged and O(prune) works in that tree, and only below the prefix plus
+        O(path), so one prefix can serve several CGI trees.
+      - Must be an absolute path outside O(path); missing directories are created (mode 0755).
+        An interpreter older than Python 3.8 is an error that names it, raised before anything
+        is written.
+    type: path
   on_error:
     description:
       - What a source that cannot be compiled (a syntax error, an undecodable or unreadable file)
@@ -135,6 +151,11 @@ EXAMPLES = r"""
     exclude:
       - tests
       - "*/fixtures/*"
+
+- name: Keep the caches out of the CGI tree, below a prefix (Python 3.8+)
+  pycgi.hosting.precompile:
+    path: /var/www/cgi-bin
+    pycache_prefix: /var/cache/pycgi
 
 - name: Report what would change, with the state of each cache
   pycgi.hosting.precompile:
@@ -267,6 +288,7 @@ def main():
             exclude=dict(type="list", elements="str", default=[]),
             prune=dict(type="bool", default=True),
             on_error=dict(type="str", default="fail", choices=["fail", "warn"]),
+            pycache_prefix=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -282,6 +304,7 @@ def main():
             prune=params["prune"],
             check_mode=module.check_mode,
             diff=module._diff,
+            pycache_prefix=params["pycache_prefix"],
         )
     except PrecompileError as exc:
         module.fail_json(msg=str(exc))
