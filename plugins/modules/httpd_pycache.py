@@ -63,6 +63,14 @@ options:
         be written by the web server.
     type: bool
     default: true
+  pycache_prefix:
+    description:
+      - When set, the block also sets C(PYTHONPYCACHEPREFIX) to this directory for the CGI scripts
+        of the root (C(SetEnv), needs mod_env), so that Python 3.8 and later read and write their
+        caches below it instead of in C(__pycache__) directories of the root.
+      - Use the directory given to the O(pycgi.hosting.precompile#module:pycache_prefix) option of
+        M(pycgi.hosting.precompile). Must be an absolute path.
+    type: path
   validate:
     description:
       - Run the host's Apache config test before and after the change.
@@ -99,6 +107,12 @@ EXAMPLES = r"""
     path: /srv/app/cgi-bin
     write_bytecode: false
     backup: true
+  notify: Reload Apache
+
+- name: Caches outside the web root, below /var/cache/pycgi (Python 3.8+)
+  pycgi.hosting.httpd_pycache:
+    path: /usr/lib/cgi-bin
+    pycache_prefix: /var/cache/pycgi
   notify: Reload Apache
 
 - name: Remove the block of a retired CGI root
@@ -214,6 +228,7 @@ def main():
             dest=dict(type="path"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             write_bytecode=dict(type="bool", default=True),
+            pycache_prefix=dict(type="path"),
             validate=dict(type="bool", default=True),
             backup=dict(type="bool", default=False),
         ),
@@ -234,7 +249,14 @@ def main():
     environment = []
     if not params["write_bytecode"]:
         environment.append(("PYTHONDONTWRITEBYTECODE", "1"))
-    block = render_block(root, environment) if params["state"] == "present" else None
+    if params["pycache_prefix"]:
+        if not os.path.isabs(params["pycache_prefix"]):
+            module.fail_json(msg="pycache_prefix %s must be an absolute path" % params["pycache_prefix"])
+        environment.append(("PYTHONPYCACHEPREFIX", os.path.normpath(params["pycache_prefix"])))
+    try:
+        block = render_block(root, environment) if params["state"] == "present" else None
+    except ApacheConfigError as exc:
+        module.fail_json(msg="pycache_prefix: %s" % to_native(exc))
     result = dict(changed=False, dest=dest, block=block or "", regex=pycache_regex(root))
 
     if not os.path.exists(dest):

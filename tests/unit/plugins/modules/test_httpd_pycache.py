@@ -156,3 +156,18 @@ def test_no_change_needs_no_config_test(conf, tmp_path):
     run(conf, tmp_path, path="/srv/a")
     result = run(conf, tmp_path, path="/srv/a", validate=True)
     assert result["rc"] == 0 and result["changed"] is False
+
+
+def test_pycache_prefix_sets_the_variable_for_the_root(conf, tmp_path):
+    result = run(conf, tmp_path, path="/srv/a", pycache_prefix="/var/cache/py cgi/")
+    assert result["changed"] is True
+    assert '<Directory "/srv/a">\n    SetEnv PYTHONPYCACHEPREFIX "/var/cache/py cgi"\n</Directory>\n' in result["block"]
+    assert read(conf) == CONFIG + result["block"].encode()
+    assert run(conf, tmp_path, path="/srv/a", pycache_prefix="/var/cache/py cgi")["changed"] is False
+    both = run(conf, tmp_path, path="/srv/a", pycache_prefix="/var/cache/pycgi", write_bytecode=False)
+    assert both["changed"] is True and both["block"].count("SetEnv") == 2
+    assert "    SetEnv PYTHONPYCACHEPREFIX /var/cache/pycgi\n" in both["block"]
+    for bad in ("cache", "/var/cache/${HOME}"):
+        refused = run(conf, tmp_path, path="/srv/a", pycache_prefix=bad)
+        assert refused.get("failed") is True and "pycache_prefix" in refused["msg"], refused
+    assert read(conf) == CONFIG + both["block"].encode()
