@@ -167,7 +167,7 @@ def test_pycache_prefix_sets_the_variable_for_the_root(conf, tmp_path):
     both = run(conf, tmp_path, path="/srv/a", pycache_prefix="/var/cache/pycgi", write_bytecode=False)
     assert both["changed"] is True and both["block"].count("SetEnv") == 2
     assert "    SetEnv PYTHONPYCACHEPREFIX /var/cache/pycgi\n" in both["block"]
-    for bad in ("cache", "/var/cache/${HOME}"):
+    for bad in ("cache", "/var/cache/py\tcgi"):
         refused = run(conf, tmp_path, path="/srv/a", pycache_prefix=bad)
         assert refused.get("failed") is True and "pycache_prefix" in refused["msg"], refused
     assert read(conf) == CONFIG + both["block"].encode()
