@@ -94,6 +94,14 @@ EXAMPLES = r"""
     group: apache
     scope: tree
 
+- name: Caches kept outside the web root (precompile and httpd_pycache with pycache_prefix)
+  pycgi.hosting.pycache_owner:
+    path: /var/cache/pycgi
+    owner: www-data
+    group: www-data
+    scope: tree
+    create: false
+
 - name: Read-only caches built at deploy time, owned by root
   pycgi.hosting.pycache_owner:
     path: /srv/app/cgi-bin

@@ -121,6 +121,12 @@ EXAMPLES = r"""
       - /srv/cgi/app2
     cache_type: httpd_sys_script_exec_t
 
+- name: Caches kept outside the web root (pycache_prefix) - the whole directory gets the cache type
+  pycgi.hosting.selinux_context:
+    path: /var/cache/pycgi
+    script_type: httpd_sys_rw_content_t
+    cache_type: httpd_sys_rw_content_t
+
 - name: Leave hosts without the SELinux tools alone
   pycgi.hosting.selinux_context:
     path: /usr/lib/cgi-bin

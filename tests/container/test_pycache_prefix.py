@@ -1,0 +1,176 @@
+"""The role's prefix cache mode on a real host: the example application deployed into the stock
+CGI root with `ansible-playbook site.yml` (as `make demo` does; Apache prepared by the test), its
+caches below /var/cache/pycgi, none under the root, and real requests served from those caches.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from harness.podman import Container, podman_available, podman_env
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = "/usr/lib/cgi-bin"
+PREFIX = "/var/cache/pycgi"
+TREE_CACHE = PREFIX + ROOT
+APP_URL = "/cgi-bin/hello.py"
+RW_TYPE = "httpd_sys_rw_content_t"
+MAIN_CONFIG = "/etc/apache2/apache2.conf"
+
+# Runs in the container: (inode, mtime_ns, owner, mode) of every path below a directory.
+STATE = r"""
+import json, os, pwd, sys
+found = {}
+for directory, dirs, files in os.walk(sys.argv[1]):
+    for name in [""] + dirs + files:
+        path = os.path.join(directory, name) if name else directory
+        st = os.lstat(path)
+        found[path] = [st.st_ino, st.st_mtime_ns, pwd.getpwuid(st.st_uid).pw_name, oct(st.st_mode & 0o7777)]
+print(json.dumps(found))
+"""
+
+LABELS = r"""
+import json, os, subprocess, sys
+paths = []
+for directory, dirs, files in os.walk(sys.argv[1]):
+    paths += [directory] + [os.path.join(directory, name) for name in files]
+policy = subprocess.run(["matchpathcon"] + paths, capture_output=True, text=True, check=True).stdout
+found = {}
+for line in policy.splitlines():
+    path, _tab, context = line.rpartition("\t")
+    try:
+        disk = os.getxattr(path, "security.selinux", follow_symlinks=False).decode().rstrip("\0").split(":")[2]
+    except OSError:
+        disk = None
+    found[path] = [context.split(":")[2], disk]
+print(json.dumps(found))
+"""
+
+
+class Host(Container):
+    """The web server: waits for systemd's bus before asking systemd anything."""
+
+    def wait_for_systemd(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while self.exec("test", "-S", "/run/systemd/private", check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("systemd in %s did not come up" % self.name)
+            time.sleep(0.2)
+        super().wait_for_systemd(timeout)
+
+
+def play(host, workdir):
+    """Runs site.yml with the prefix cache mode; returns (rc, output)."""
+    app = os.path.join(workdir, "app")
+    if not os.path.isdir(app):
+        shutil.copytree(os.path.join(REPO_ROOT, "examples", "app"), app)
+    inventory = os.path.join(workdir, "inventory.yml")
+    with open(inventory, "w") as handle:
+        json.dump({"webservers": {"hosts": {host.name: {
+            "ansible_connection": "containers.podman.podman",
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "ansible_become": False,
+            "ansible_pipelining": True,
+        }}}}, handle)
+    extra = {
+        "pycgi_source": app,
+        "pycgi_cache_mode": "prefix",
+        "pycgi_manage_httpd": False,
+        "pycgi_smoke_urls": [{"url": "http://localhost" + APP_URL, "contains": "pycgi example application"}],
+    }
+    playbook = shutil.which("ansible-playbook") or "ansible-playbook"
+    proc = subprocess.run([playbook, "-i", inventory, "-e", json.dumps(extra), "site.yml"],
+                          cwd=REPO_ROOT, env=podman_env(), capture_output=True, text=True, timeout=600,
+                          check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The web server with the application deployed once in the prefix mode, Apache running."""
+    if not podman_available():
+        pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
+    host = Host.start(prefix="pycgi-prefix")
+    try:
+        host.exec("a2enmod", "-q", "cgid")
+        host.exec("systemctl", "start", "apache2")
+        workdir = str(tmp_path_factory.mktemp("prefix"))
+        rc, out = play(host, workdir)
+        assert rc == 0, out[-3000:]
+        yield host, workdir
+    finally:
+        host.remove()
+
+
+def state(host, path):
+    return json.loads(host.exec("python3", "-c", STATE, path).stdout)
+
+
+def test_no_pycache_under_the_root_and_caches_in_the_prefix(site):
+    host, _workdir = site
+    assert host.exec("find", ROOT, "(", "-name", "__pycache__", "-o", "-name", "*.pyc", ")").stdout == ""
+    caches = state(host, TREE_CACHE)
+    names = sorted(os.path.relpath(p, TREE_CACHE) for p in caches if p.endswith(".pyc"))
+    assert names == ["cgiapp/%s.cpython-311.pyc" % m for m in ("__init__", "inventory", "main", "render")] + [
+        "hello.cpython-311.pyc"], names
+    # The whole prefix belongs to the web server user, so Python can also add the caches of the
+    # standard library modules the scripts import.
+    assert all(owner == "www-data" for _ino, _mtime, owner, _mode in state(host, PREFIX).values())
+    prefix_state = state(host, PREFIX)[PREFIX]
+    assert prefix_state[3] == "0o755"
+    assert "    SetEnv PYTHONPYCACHEPREFIX %s\n" % PREFIX in host.read_file(MAIN_CONFIG)
+
+
+def test_a_request_loads_the_application_from_the_prefix_and_rewrites_nothing(site):
+    host, _workdir = site
+    status, body = host.http_get(APP_URL)
+    assert status == 200 and "pycgi example application" in body, body[-1000:]
+    before = state(host, TREE_CACHE)
+    for _ in range(3):
+        status, body = host.http_get(APP_URL)
+        assert status == 200, body[-1000:]
+        rows = re.findall(r"<tr><td>(cgiapp[\w.]*)</td><td>(\w+)</td></tr>", body)
+        assert rows and all(cached == "yes" for _name, cached in rows), body
+    assert state(host, TREE_CACHE) == before
+    assert host.exec("find", ROOT, "-name", "__pycache__").stdout == ""
+
+    # What the web server user's Python says about those imports, with the block's variable.
+    proc = host.exec("python3", "-v", ROOT + "/hello.py", user="www-data", workdir="/",
+                     env={"PYTHONPYCACHEPREFIX": PREFIX, "REQUEST_METHOD": "GET"})
+    for module in ("main", "render", "inventory"):
+        pyc = "%s/cgiapp/%s.cpython-311.pyc" % (TREE_CACHE, module)
+        assert "# code object from '%s'" % pyc in proc.stderr, proc.stderr[-3000:]
+        assert "# %s matches %s/cgiapp/%s.py" % (pyc, ROOT, module) in proc.stderr
+    assert state(host, TREE_CACHE) == before
+
+
+def test_the_prefix_has_the_writable_cache_type(site):
+    host, _workdir = site
+    if host.exec("which", "matchpathcon", check=False).returncode != 0:
+        pytest.skip("the test image has no SELinux tools")
+    labels = json.loads(host.exec("python3", "-c", LABELS, PREFIX).stdout)
+    # The policy gives the whole prefix the type, so what Python adds there at run time gets it
+    # too (with SELinux enforcing; here the kernel's SELinux is off and new files get no label).
+    assert labels and all(policy == RW_TYPE for policy, _disk in labels.values()), labels
+    # What the role labeled: the prefix and the application's caches.
+    labeled = {path: disk for path, (_policy, disk) in labels.items()
+               if path == PREFIX or path == TREE_CACHE or path.startswith(TREE_CACHE + "/")}
+    assert len(labeled) >= 7 and set(labeled.values()) == {RW_TYPE}, labeled
+
+
+def test_a_second_run_changes_nothing(site):
+    host, workdir = site
+    rc, out = play(host, workdir)
+    assert rc == 0, out[-3000:]
+    # The requests since the deploy had Python add standard library caches to the prefix, which
+    # the kernel (SELinux off here) left unlabeled: labeling them is the only change allowed.
+    changed = re.search(r"\bchanged=(\d+)\b", out)
+    assert changed and int(changed.group(1)) <= 1, out[-3000:]
+    if changed.group(1) == "1":
+        assert re.search(r"writable cache type\] \*+\nchanged:", out), out[-3000:]
+    rc, out = play(host, workdir)
+    assert rc == 0 and re.search(r"\bchanged=0\b", out), out[-3000:]
