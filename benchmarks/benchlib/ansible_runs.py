@@ -72,7 +72,7 @@ class Ansible:
         """Runs a playbook; returns (recap dict, output). Raises when it fails."""
         run_env = dict(self.env)
         run_env.update(env or {})
-        proc = subprocess.run(self.playbook_argv(playbook, inventory, extra_vars), env=run_env,
+        proc = subprocess.run(self.playbook_argv(playbook, inventory, extra_vars), env=run_env, check=False,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         summary = recap(proc.stdout)
         if proc.returncode != 0 or summary is None or summary["failed"] or summary["unreachable"]:
@@ -80,7 +80,7 @@ class Ansible:
         return summary, proc.stdout
 
     def module_argv(self, interpreter, module, args):
-        fqcn = "ansible_collections.pycgi.hosting.plugins.modules." + module
+        fqcn = module if module.startswith("ansible.") else "ansible_collections.pycgi.hosting.plugins.modules." + module
         return [interpreter, "-m", fqcn, json.dumps({"ANSIBLE_MODULE_ARGS": args})]
 
     def module_env(self):
@@ -90,13 +90,13 @@ class Ansible:
 
     def run_module(self, interpreter, module, args):
         """Runs the module process once; returns its result dict. Raises when it failed."""
-        proc = subprocess.run(self.module_argv(interpreter, module, args), env=self.module_env(),
+        proc = subprocess.run(self.module_argv(interpreter, module, args), env=self.module_env(), check=False,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             result = json.loads(proc.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
-            raise AnsibleFailed("%s gave no result (rc=%d): %s %s" % (module, proc.returncode,
-                                                                        proc.stdout[-3000:], proc.stderr[-3000:]))
+            raise AnsibleFailed("%s gave no result (rc=%d): %s %s"
+                                % (module, proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
         if result.get("failed") or proc.returncode != 0:
             raise AnsibleFailed("%s failed: %s" % (module, json.dumps(result)[:3000]))
         return result

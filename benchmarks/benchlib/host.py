@@ -5,6 +5,8 @@ from one minute to the next; tmpfs measures the compile work itself). Each modul
 twice: as the module process alone (the target is checked on this one) and through
 `ansible-playbook` on localhost (Ansible's own start-up, about 0.9 s, included).
 """
+import functools
+import json
 import os
 
 from benchlib import trees
@@ -16,21 +18,50 @@ WEB_USER = "www-data"
 
 
 class HostContext:
-    def __init__(self, ansible, python, workdir, inventory, floor_script, rounds):
+    def __init__(self, ansible, python, workdir, inventory, floor_script, entry_script, rounds):
         self.ansible = ansible
+        self.entry_script = entry_script
         self.python = python
         self.workdir = workdir
         self.inventory = inventory
         self.floor_script = floor_script
         self.rounds = rounds
         self.env = ansible.env
+        self.profilable = {}
 
     def cmd(self, name, argv, setup=None, ok_codes=(0,)):
         return {"name": name, "setup": setup,
                 "run": lambda: run_argv(argv, env=self.env, ok_codes=ok_codes)}
 
-    def module(self, name, module, args, setup=None, seen=None):
+    def floor(self, name, argv, setup=None):
+        """A variant running floor.py: its wall time, and its own in-process time as
+        "<name> (in-process)"."""
+        def run():
+            out = run_argv(argv, env=self.env).stdout.decode()
+            inner = [line.split()[1] for line in out.splitlines() if line.startswith("in-process ")]
+            return {name + " (in-process)": float(inner[0])}
+        return {"name": name, "setup": setup, "run": run}
+
+    def entry_point(self, name, module, args, setup=None):
+        """A variant timing the module's module_utils entry point in-process (entry_point.py)."""
+        argv = [self.python, self.entry_script, self.ansible.module_pythonpath[0], module, json.dumps(args)]
+
+        def run():
+            out = run_argv(argv, env=self.env).stdout.decode()
+            return {name: json.loads(out.strip().splitlines()[-1])["seconds"]}
+        return {"name": name, "setup": setup, "run": run}
+
+    def module_startup(self, name):
+        """What every module process pays before its own work: the interpreter starting and
+        importing ansible.module_utils.basic (AnsibleModule)."""
+        argv = [self.python, "-c", "import ansible.module_utils.basic"]
+        env = self.ansible.module_env()
+        return {"name": name, "run": lambda: run_argv(argv, env=env)}
+
+    def module(self, name, module, args, setup=None, seen=None, group=None):
         """A variant that runs the module process; `seen` collects its last result."""
+        self.profilable[(group, name)] = (module, args, setup)
+
         def run():
             result = self.ansible.run_module(self.python, module, args)
             if seen is not None:
@@ -42,7 +73,7 @@ class HostContext:
         path = write_yaml(os.path.join(self.workdir, "%s.yml" % tag), [play(name, tasks)])
 
         def run():
-            summary, _ = self.ansible.run_playbook(path, self.inventory)
+            summary = self.ansible.run_playbook(path, self.inventory)[0]
             if seen is not None:
                 seen[name] = summary
         return {"name": name, "setup": setup, "run": run}
@@ -51,6 +82,45 @@ class HostContext:
 def precompile_args(tree, python):
     # on_error warn: Django's sources hold one file with a deliberate syntax error.
     return {"path": tree, "interpreters": [python], "on_error": "warn"}
+
+
+PROFILE_LINES = 18
+
+
+def profile_misses(ctx, bench):
+    """For each missed target whose numerator is a module process: one more run of that
+    process under cProfile, the top of the profile (by cumulative time) kept as a note.
+    The compile workers are other processes: their time shows as the parent's wait (poll)."""
+    done = set()
+    for ratio in bench.ratios:
+        if ratio["op"] is None or ratio["met"]:
+            continue
+        ours = [key for key in (ratio["numerator"], ratio["denominator"])
+                if tuple(key.split(": ", 1)) in ctx.profilable
+                and not ctx.profilable[tuple(key.split(": ", 1))][0].startswith("ansible.")]
+        if not ours or ours[0] in done:
+            continue
+        done.add(ours[0])
+        group, name = ours[0].split(": ", 1)
+        module, args, setup = ctx.profilable[(group, name)]
+        if setup:
+            setup()
+        out = os.path.join(ctx.workdir, "profile.out")
+        argv = ctx.ansible.module_argv(ctx.python, module, args)
+        run_argv(argv[:1] + ["-m", "cProfile", "-o", out] + argv[1:], env=ctx.ansible.module_env())
+        code = ("import pstats, io, sys; buf = io.StringIO(); "
+                "pstats.Stats(sys.argv[1], stream=buf).sort_stats('cumulative').print_stats(80); "
+                "print(buf.getvalue())")
+        text = run_argv([ctx.python, "-c", code, out]).stdout.decode()
+        lines = text[text.find("   ncalls"):].rstrip().splitlines()
+        # The import machinery and the runpy frames say nothing about the module's work.
+        noise = ("<frozen", "builtins.exec", "<string>:1", "builtins.__import__")
+        table = "\n".join(lines[:1] + [line for line in lines[1:] if not any(n in line for n in noise)][:PROFILE_LINES])
+        for prefix in ctx.ansible.module_pythonpath + ["/usr/lib/python3"]:
+            table = table.replace(prefix + "/", "")
+        bench.note("Profile of `%s` (missed: %s = %.2f×), cProfile, top %d by cumulative time:\n\n```\n%s\n```"
+                   % (ours[0], ratio["label"], ratio["value"], PROFILE_LINES, table))
+    return bench
 
 
 def _module_facts(bench, group, seen):
@@ -71,12 +141,12 @@ def b1_cold(ctx, tree_paths):
                   "precompile <= 1.10x the better compileall")
     for group, tree in tree_paths.items():
         seen = {}
-        cold = (lambda t: lambda: trees.remove_caches(t))(tree)
+        cold = functools.partial(trees.remove_caches, tree)
         args = precompile_args(tree, ctx.python)
         times = interleave([
             ctx.cmd("compileall -j0", [ctx.python, "-m", "compileall", "-q", "-j0", tree], cold, (0, 1)),
             ctx.cmd("compileall -j1", [ctx.python, "-m", "compileall", "-q", "-j1", tree], cold, (0, 1)),
-            ctx.module("precompile (module)", "precompile", args, cold, seen),
+            ctx.module("precompile (module)", "precompile", args, cold, seen, group=group),
             ctx.playbook("precompile (ansible-playbook)", "b1-%s" % group,
                          [{"name": "precompile", "pycgi.hosting.precompile": args}], cold, seen),
         ], ctx.rounds["B1"])
@@ -98,10 +168,12 @@ def b2_rerun(ctx, tree_paths):
         args = precompile_args(tree, ctx.python)
         ctx.ansible.run_module(ctx.python, "precompile", args)
         times = interleave([
-            ctx.cmd("floor walk", [ctx.python, ctx.floor_script, tree]),
+            ctx.floor("floor walk", [ctx.python, ctx.floor_script, tree]),
             ctx.cmd("compileall -j1", [ctx.python, "-m", "compileall", "-q", "-j1", tree], None, (0, 1)),
             ctx.cmd("compileall -j0", [ctx.python, "-m", "compileall", "-q", "-j0", tree], None, (0, 1)),
-            ctx.module("precompile (module)", "precompile", args, None, seen),
+            ctx.module("precompile (module)", "precompile", args, None, seen, group=group),
+            ctx.entry_point("precompile() entry point (in-process)", "precompile", args),
+            ctx.module_startup("module start-up alone (interpreter + Ansible import)"),
             ctx.playbook("precompile (ansible-playbook)", "b2-%s" % group,
                          [{"name": "precompile", "pycgi.hosting.precompile": args}], None, seen),
         ], ctx.rounds["B2"])
@@ -109,10 +181,21 @@ def b2_rerun(ctx, tree_paths):
         _module_facts(bench, group, seen)
         bench.ratio("%s: module / floor" % group, "%s: precompile (module)" % group,
                     "%s: floor walk" % group, "<=", 1.5)
+        bench.ratio("%s: entry point / floor, both in-process" % group,
+                    "%s: precompile() entry point (in-process)" % group,
+                    "%s: floor walk (in-process)" % group, "<=", 1.5, scope=False)
         bench.ratio("%s: module / best compileall re-run" % group, "%s: precompile (module)" % group,
                     ["%s: compileall -j1" % group, "%s: compileall -j0" % group], "<=", 1.5, scope=False)
         bench.ratio("%s: ansible-playbook / floor" % group, "%s: precompile (ansible-playbook)" % group,
                     "%s: floor walk" % group, "<=", 1.5, scope=False)
+        g = group + ": "
+        startup = bench.median(g + "module start-up alone (interpreter + Ansible import)")
+        bench.note("%s the module process takes %.0f ms, of which %.0f ms (%.0f%% of the whole floor walk, %.0f ms) "
+                   "is the interpreter starting and importing AnsibleModule before any work; the work itself "
+                   "(entry point, in-process) is %.2f× the floor walk's own in-process time."
+                   % (group, bench.median(g + "precompile (module)") * 1000, startup * 1000,
+                      100 * startup / bench.median(g + "floor walk"), bench.median(g + "floor walk") * 1000,
+                      bench.median(g + "precompile() entry point (in-process)") / bench.median(g + "floor walk (in-process)")))
     return bench
 
 
@@ -127,9 +210,10 @@ def b3_push(ctx, tree_paths):
         push = trees.CodePush(tree)
         bench.facts["%s: files changed per push" % group] = len(push.targets)
         times = interleave([
-            ctx.cmd("floor walk + compile", [ctx.python, ctx.floor_script, "--compile", tree], push),
+            ctx.floor("floor walk + compile", [ctx.python, ctx.floor_script, "--compile", tree], push),
             ctx.cmd("compileall -j1", [ctx.python, "-m", "compileall", "-q", "-j1", tree], push, (0, 1)),
-            ctx.module("precompile (module)", "precompile", args, push, seen),
+            ctx.module("precompile (module)", "precompile", args, push, seen, group=group),
+            ctx.entry_point("precompile() entry point (in-process)", "precompile", args, push),
             ctx.playbook("precompile (ansible-playbook)", "b3-%s" % group,
                          [{"name": "precompile", "pycgi.hosting.precompile": args}], push, seen),
         ], ctx.rounds["B3"])
@@ -137,6 +221,9 @@ def b3_push(ctx, tree_paths):
         _module_facts(bench, group, seen)
         bench.ratio("%s: module / floor + compile" % group, "%s: precompile (module)" % group,
                     "%s: floor walk + compile" % group, "<=", 1.5)
+        bench.ratio("%s: entry point / floor + compile, both in-process" % group,
+                    "%s: precompile() entry point (in-process)" % group,
+                    "%s: floor walk + compile (in-process)" % group, "<=", 1.5, scope=False)
         bench.ratio("%s: ansible-playbook / floor + compile" % group,
                     "%s: precompile (ansible-playbook)" % group,
                     "%s: floor walk + compile" % group, "<=", 1.5, scope=False)
@@ -151,13 +238,15 @@ def b4_owner(ctx, tree_paths):
     for group, tree in tree_paths.items():
         seen = {}
         args = {"path": tree, "owner": WEB_USER, "group": WEB_USER, "scope": "tree"}
-        file_task = [{"name": "file recurse", "ansible.builtin.file": {
-            "path": tree, "state": "directory", "recurse": True, "owner": WEB_USER, "group": WEB_USER}}]
+        file_args = {"path": tree, "state": "directory", "recurse": True, "owner": WEB_USER, "group": WEB_USER}
+        file_task = [{"name": "file recurse", "ansible.builtin.file": file_args}]
         owner_task = [{"name": "pycache_owner", "pycgi.hosting.pycache_owner": args}]
-        to_root = (lambda t: lambda: run_argv(["chown", "-R", "root:root", t]))(tree)
+        to_root = functools.partial(run_argv, ["chown", "-R", "root:root", tree])
         first = interleave([
             ctx.cmd("chown -R", ["chown", "-R", owner, tree], to_root),
-            ctx.module("pycache_owner first run (module)", "pycache_owner", args, to_root, seen),
+            ctx.module("pycache_owner first run (module)", "pycache_owner", args, to_root, seen, group=group),
+            ctx.entry_point("fix_ownership() first run (in-process)", "pycache_owner", args, to_root),
+            ctx.module("file recurse first run (module)", "ansible.modules.file", file_args, to_root, group=group),
             ctx.playbook("pycache_owner first run (ansible-playbook)", "b4-%s-owner" % group, owner_task,
                          to_root, seen),
             ctx.playbook("file recurse first run (ansible-playbook)", "b4-%s-file" % group, file_task,
@@ -167,7 +256,9 @@ def b4_owner(ctx, tree_paths):
         again = interleave([
             ctx.cmd("find ! -user walk", ["find", tree, "(", "!", "-user", WEB_USER, "-o",
                                           "!", "-group", WEB_USER, ")", "-print"]),
-            ctx.module("pycache_owner re-run (module)", "pycache_owner", args, None, seen),
+            ctx.module("pycache_owner re-run (module)", "pycache_owner", args, None, seen, group=group),
+            ctx.entry_point("fix_ownership() re-run (in-process)", "pycache_owner", args),
+            ctx.module("file recurse re-run (module)", "ansible.modules.file", file_args, group=group),
             ctx.playbook("pycache_owner re-run (ansible-playbook)", "b4-%s-owner" % group, owner_task, None, seen),
             ctx.playbook("file recurse re-run (ansible-playbook)", "b4-%s-file" % group, file_task, None, seen),
         ], ctx.rounds["B4"])
@@ -177,12 +268,16 @@ def b4_owner(ctx, tree_paths):
         g = group + ": "
         bench.ratio(g + "first run: module / chown -R", g + "pycache_owner first run (module)",
                     g + "chown -R", "<=", 2.0)
+        bench.ratio(g + "first run: in-process / chown -R", g + "fix_ownership() first run (in-process)",
+                    g + "chown -R", "<=", 2.0, scope=False)
         bench.ratio(g + "re-run: module / find walk", g + "pycache_owner re-run (module)",
                     g + "find ! -user walk", "<=", 2.0)
-        bench.ratio(g + "first run: file recurse / module (both ansible-playbook)",
-                    g + "file recurse first run (ansible-playbook)",
-                    g + "pycache_owner first run (ansible-playbook)", ">=", 5.0)
-        bench.ratio(g + "re-run: file recurse / module (both ansible-playbook)",
-                    g + "file recurse re-run (ansible-playbook)",
-                    g + "pycache_owner re-run (ansible-playbook)", ">=", 5.0)
+        bench.ratio(g + "re-run: in-process / find walk", g + "fix_ownership() re-run (in-process)",
+                    g + "find ! -user walk", "<=", 2.0, scope=False)
+        for run in ("first run", "re-run"):
+            bench.ratio(g + "%s: file recurse / pycache_owner (modules)" % run,
+                        g + "file recurse %s (module)" % run, g + "pycache_owner %s (module)" % run, ">=", 5.0)
+            bench.ratio(g + "%s: file recurse / pycache_owner (ansible-playbook)" % run,
+                        g + "file recurse %s (ansible-playbook)" % run,
+                        g + "pycache_owner %s (ansible-playbook)" % run, ">=", 5.0, scope=False)
     return bench

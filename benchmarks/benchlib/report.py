@@ -1,6 +1,4 @@
 """benchmarks/results/latest.md and latest.png from the results document."""
-import math
-import textwrap
 
 ORDER = ("B0", "B1", "B2", "B3", "B4", "B5", "B6")
 MET, MISSED, INFO = "#2e7d32", "#c62828", "#9e9e9e"
@@ -54,12 +52,13 @@ def write_markdown(document, path):
             out.append("| %s | %s | | | |" % (bid, bench["skipped"]))
             continue
         for ratio in bench["ratios"]:
-            out.append("| %s | %s | %s | %s | %s |" % (bid, ratio["label"], fmt_ratio(ratio["value"]),
-                                                        target_text(ratio), verdict(ratio)))
+            out.append("| %s | %s | %s | %s | %s |"
+                       % (bid, ratio["label"], fmt_ratio(ratio["value"]), target_text(ratio), verdict(ratio)))
         for check in bench.get("checks", []):
-            out.append("| %s | %s | %s | %s | %s |" % (bid, check["label"], check["value"], "" if check.get("informative") else "yes",
-                                                        "informative" if check.get("informative") else
-                                                        ("**met**" if check["met"] else "**missed**")))
+            informative = check.get("informative")
+            result = "informative" if informative else ("**met**" if check["met"] else "**missed**")
+            out.append("| %s | %s | %s | %s | %s |"
+                       % (bid, check["label"], check["value"], "" if informative else "yes", result))
     out.append("")
 
     for bid in ORDER:
@@ -78,8 +77,9 @@ def write_markdown(document, path):
                                                        fmt_seconds(stats["max"]), stats["n"]))
         out += ["", "| ratio | = median / median | measured | target | result |", "|---|---|---:|---:|---|"]
         for ratio in bench["ratios"]:
-            out.append("| %s | %s / %s | %s | %s | %s |" % (ratio["label"], ratio["numerator"], ratio["denominator"],
-                                                             fmt_ratio(ratio["value"]), target_text(ratio), verdict(ratio)))
+            out.append("| %s | %s / %s | %s | %s | %s |"
+                       % (ratio["label"], ratio["numerator"], ratio["denominator"], fmt_ratio(ratio["value"]),
+                          target_text(ratio), verdict(ratio)))
         if bench["facts"]:
             out += [""] + ["- %s: %s" % item for item in bench["facts"].items()]
         if bench["notes"]:
@@ -89,65 +89,88 @@ def write_markdown(document, path):
         handle.write("\n".join(out).rstrip() + "\n")
 
 
-def _short(label):
-    return "\n".join(textwrap.wrap(label, 24))
+def _score(ratio):
+    """How the measured ratio stands against its target: above 1 met (by that factor), below
+    1 missed (by that factor), whichever way the target points."""
+    if ratio["op"] == "<=":
+        return ratio["target"] / ratio["value"]
+    return ratio["value"] / ratio["target"]
 
 
 def write_chart(document, path):
-    """One panel per benchmark: a bar per ratio (green met, red missed, grey informative),
-    the target drawn as a dashed line, each panel in its own units of 'times'."""
+    """One horizontal bar per target of the suite, on one scale: the bar's length is how far
+    the result is from its target (right of the line: met, by that factor; left: missed),
+    the label gives the measured ratio and the target. Informative ratios stay in the table."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    benches = [document["benches"][b] for b in ORDER if b in document["benches"]]
-    columns = 4
-    rows = max(1, int(math.ceil(len(benches) / float(columns))))
-    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 5.6 * rows), squeeze=False)
-    for ax in axes.flat[len(benches):]:
-        ax.axis("off")
-    for ax, bench in zip(axes.flat, benches):
-        title = "%s: %s" % (bench["id"], bench["title"])
-        ax.set_title("\n".join(textwrap.wrap(title, 44)), fontsize=10, fontweight="bold", loc="left")
-        if bench["skipped"]:
-            ax.text(0.5, 0.5, "\n".join(textwrap.wrap(bench["skipped"], 40)), ha="center", va="center",
-                    fontsize=9, transform=ax.transAxes)
-            ax.set_xticks([])
-            ax.set_yticks([])
+    rows = []  # (label, score or None, text, color)
+    for bid in ORDER:
+        bench = document["benches"].get(bid)
+        if not bench:
             continue
-        ratios = bench["ratios"]
-        values = [r["value"] for r in ratios]
-        colors = [INFO if r["op"] is None else (MET if r["met"] else MISSED) for r in ratios]
-        positions = range(len(ratios))
-        bars = ax.bar(positions, values, color=colors, width=0.7)
-        for bar, ratio in zip(bars, ratios):
-            ax.annotate(fmt_ratio(ratio["value"]), (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
-            if ratio["op"] is not None:
-                left, right = bar.get_x() - 0.08, bar.get_x() + bar.get_width() + 0.08
-                ax.plot([left, right], [ratio["target"]] * 2, color="black", linestyle="--", linewidth=1.3)
-                ax.annotate("target %s" % target_text(ratio), (right, ratio["target"]), fontsize=7,
-                            va="bottom", ha="right", xytext=(0, 2), textcoords="offset points")
-        top = max(values + [r["target"] for r in ratios if r["target"]])
-        ax.set_ylim(0, top * 1.22)
-        ax.set_xticks(list(positions))
-        ax.set_xticklabels([_short(r["label"]) for r in ratios], fontsize=6.5, rotation=0)
-        ax.set_ylabel("ratio of medians (×)", fontsize=8)
-        ax.tick_params(axis="y", labelsize=8)
-        ax.grid(axis="y", alpha=0.3)
-        checks = [c for c in bench.get("checks", []) if not c.get("informative")]
-        if checks:
-            text = "; ".join("%s: %s" % (c["label"], "yes" if c["met"] else "NO (%s)" % c["value"]) for c in checks)
-            ax.text(0.02, 0.97, "\n".join(textwrap.wrap(text, 48)), transform=ax.transAxes, fontsize=7.5,
-                    va="top", color=MET if all(c["met"] for c in checks) else MISSED)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in (MET, MISSED, INFO)]
-    handles.append(plt.Line2D([0], [0], color="black", linestyle="--"))
-    fig.legend(handles, ["target met", "target missed", "informative (no target)", "target"],
-               loc="lower right", ncol=4, fontsize=9, frameon=False)
+        if bench["skipped"]:
+            rows.append(("%s %s" % (bid, bench["title"] or ""), None, bench["skipped"], MISSED))
+            continue
+        for ratio in bench["ratios"]:
+            if ratio["op"] is None:
+                continue
+            score = _score(ratio)
+            rows.append(("%s %s" % (bid, ratio["label"]), score,
+                         "%s (target %s)" % (fmt_ratio(ratio["value"]), target_text(ratio)),
+                         MET if ratio["met"] else MISSED))
+        for check in bench.get("checks", []):
+            if not check.get("informative"):
+                rows.append(("%s %s" % (bid, check["label"]), None,
+                             ("yes (%s)" if check["met"] else "NO (%s)") % check["value"],
+                             MET if check["met"] else MISSED))
+    scores = [r[1] for r in rows if r[1]]
+    low = min([0.4] + [x / 1.6 for x in scores])
+    high = max([3.0] + [x * 1.6 for x in scores])
+    fig, ax = plt.subplots(figsize=(13, 1.6 + 0.36 * len(rows)))
+    positions = list(range(len(rows)))[::-1]
+    for y, (label, score, text, color) in zip(positions, rows):
+        if score is None:
+            ax.annotate(text, (1.0, y), xytext=(8, 0), textcoords="offset points", va="center",
+                        fontsize=9, color=color, fontweight="bold")
+            continue
+        left, width = (1.0, score - 1.0) if score >= 1 else (score, 1.0 - score)
+        ax.barh(y, width, left=left, color=color, height=0.62)
+        end = score
+        ax.annotate(text, (end, y), xytext=(5 if score >= 1 else -5, 0), textcoords="offset points",
+                    va="center", ha="left" if score >= 1 else "right", fontsize=8.5)
+    ax.axvline(1.0, color="black", linewidth=1.4)
+    ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    ticks = [t for t in (0.25, 0.5, 1, 2, 4, 8, 16, 32) if low <= t <= high]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(["%g×" % t for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("result against its target (log scale): 1× = exactly on target", fontsize=9)
+    ax.set_yticks(positions)
+    ax.set_yticklabels([r[0] for r in rows], fontsize=8.5)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.grid(axis="x", alpha=0.3)
+    ax.text(0.995, 1.005, "target met: better than needed by this factor  →", transform=ax.transAxes,
+            ha="right", va="bottom", fontsize=9, color=MET)
+    ax.text(0.005, 1.005, "←  target missed by this factor", transform=ax.transAxes,
+            ha="left", va="bottom", fontsize=9, color=MISSED)
+    # Separate the benchmarks with light lines.
+    previous = None
+    for y, row in zip(positions, rows):
+        bid = row[0].split(" ", 1)[0]
+        if previous is not None and bid != previous:
+            ax.axhline(y + 0.5, color="#bbbbbb", linewidth=0.8)
+        previous = bid
     machine = document["run"]["machine"]
-    fig.suptitle("pycgi.hosting benchmarks, %s: each bar is a ratio of medians from the same run "
-                 "(≤ targets: lower is better; ≥ targets: higher is better)\n%s; %s"
-                 % (machine["date"], machine["cpu"], machine["target interpreter"]), fontsize=11)
-    fig.tight_layout(rect=(0, 0.03, 1, 0.94))
+    met = sum(1 for r in rows if r[3] == MET)
+    ax.set_title("pycgi.hosting benchmarks, %s: %d of %d targets met\n"
+                 "each bar: a ratio of medians from one run against its target (the line); "
+                 "labels give the measured ratio\n%s; %s"
+                 % (machine["date"], met, len(rows), machine["cpu"], machine["target interpreter"]),
+                 fontsize=10, pad=18)
+    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

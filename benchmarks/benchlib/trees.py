@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 
 DJANGO_REQUIREMENT = "Django==5.2.19"
 SYNTHETIC_TOP = 10
@@ -55,7 +56,7 @@ def _module_text(rng, package, index):
         "import re" if index % 3 else "import json",
         "",
         "LIMIT = %d" % rng.randint(1, 10000),
-        "NAMES = (%s)" % ", ".join(repr("n%d" % rng.randint(0, 999)) for _ in range(rng.randint(2, 6))),
+        "NAMES = (%s)" % ", ".join(repr("n%d" % rng.randint(0, 999)) for _name in range(rng.randint(2, 6))),
         "",
         "",
         "def compute_%d(values, factor=%d):" % (index, rng.randint(1, 9)),
@@ -125,13 +126,13 @@ def tree_stats(tree):
             data = handle.read()
         size += len(data)
         lines += data.count(b"\n")
-    dirs = sum(1 for _ in os.walk(tree))
+    dirs = sum(1 for _walked in os.walk(tree))
     return {"sources": len(sources), "lines": lines, "bytes": size, "dirs": dirs}
 
 
 def remove_caches(tree):
     """Deletes every __pycache__ below `tree` (the state before a cold compile)."""
-    for directory, subdirs, _ in os.walk(tree):
+    for directory, subdirs, _files in os.walk(tree):
         if "__pycache__" in subdirs:
             shutil.rmtree(os.path.join(directory, "__pycache__"))
             subdirs.remove("__pycache__")
@@ -140,8 +141,10 @@ def remove_caches(tree):
 class CodePush:
     """Changes 1% of the sources of a tree, a different edit every time it is applied.
 
-    Every 100th source (in sorted order) gets a new last line, so its size and mtime
-    change exactly as a real push of edited files changes them."""
+    Every 100th source (in sorted order) gets a new last line, one byte longer than the
+    previous push's, and an mtime at least one second after the previous push's: two
+    pushes within the same second with the same size would leave a timestamp-based .pyc
+    looking current (Python's own limit), and no tool would see the change."""
 
     def __init__(self, tree, percent=1):
         sources = python_sources(tree)
@@ -152,12 +155,16 @@ class CodePush:
             with open(path, "rb") as handle:
                 self.originals[path] = handle.read()
         self.count = 0
+        self.mtime = 0
 
     def __call__(self):
         self.count += 1
+        self.mtime = max(int(time.time()), self.mtime + 1)
+        line = b"# push %d %s\n" % (self.count, b"." * self.count)
         for path in self.targets:
             with open(path, "wb") as handle:
-                handle.write(self.originals[path] + b"# push %d\n" % self.count)
+                handle.write(self.originals[path] + line)
+            os.utime(path, (self.mtime, self.mtime))
 
 
 # --- B0: the example application, extended ------------------------------------------------

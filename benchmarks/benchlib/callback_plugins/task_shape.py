@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark helper callback: records each task of a run (action, outcome, loop items, wall
-time) as JSON lines in the file named by PYCGI_BENCH_TASK_LOG.
+time, the module arguments of its first item) as JSON lines in the file named by
+PYCGI_BENCH_TASK_LOG.
 
 B6 uses it to build the no-op play with the same shape as the site.yml re-run (a ping for
 each task that ran a module on the host, as many loop items, a controller-side no-op for
@@ -50,7 +51,19 @@ class CallbackModule(CallbackBase):
     def _record(self, result, outcome):
         task = result._task
         items = result._result.get("results")
+        # The arguments as the module got them (templated), when they are: a loop's task
+        # keeps its "{{ item }}" templates here, and those are not recorded.
+        try:
+            module_args = json.loads(json.dumps(dict(task.args), default=str))
+        except (TypeError, ValueError):
+            module_args = None
+        if module_args is not None:
+            module_args = dict((k, v) for k, v in module_args.items()
+                               if not k.startswith("_ansible") and "__omit_place_holder__" not in json.dumps(v))
+            if "{{" in json.dumps(module_args):
+                module_args = None
         self._write({
+            "module_args": module_args,
             "name": task.get_name(),
             "action": task.action,
             "outcome": outcome,
