@@ -56,7 +56,7 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._selinux import (
     selinux_status,
 )
 
-CACHE_MODES = ("writable", "readonly")
+CACHE_MODES = ("writable", "readonly", "prefix")
 LIST_LIMIT = 50
 # Paths whose labels are compared with the policy: every directory, then files evenly spread.
 # matchpathcon costs about 30 ms a call plus 40 us a path.
@@ -121,7 +121,7 @@ def judge(job, directory, name, level, pyc):
 
 def inspect(job):
     limit = job["limit"]
-    job = dict(job, invalidation_mode="timestamp", check=True, pycache_prefix=None)
+    job = dict(job, invalidation_mode="timestamp", check=True, pycache_prefix=job.get("pycache_prefix"))
     dirs = job["dirs"]
     workers = W["cpu_count"]()
     if workers > 1 and sum(len(names) for _d, names in dirs) >= W["PARALLEL_MIN_SOURCES"]:
@@ -217,10 +217,12 @@ def start_inspectors(requests):
     return chosen, problems
 
 
-def freshness(tree, chosen, optimize, limit):
+def freshness(tree, chosen, optimize, limit, pycache_prefix=None):
     """``(reports, problems)``: per interpreter, counts of fresh, stale and missing caches
-    and capped lists of the stale and missing ones. Every inspector is ended."""
-    job = json.dumps({"dirs": tree.sources, "optimize": list(optimize), "limit": limit}).encode("ascii")
+    (in the ``pycache_prefix`` tree when given) and capped lists of the stale and missing
+    ones. Every inspector is ended."""
+    job = json.dumps({"dirs": tree.sources, "optimize": list(optimize), "limit": limit,
+                      "pycache_prefix": pycache_prefix}).encode("ascii")
     reports, problems = [], []
     try:
         for index, (interp, worker) in enumerate(chosen):
@@ -240,7 +242,7 @@ def freshness(tree, chosen, optimize, limit):
     return reports, problems
 
 
-def leftovers(tree, cache_tags, limit):
+def leftovers(tree, cache_tags, limit, pycache_prefix=None):
     """Orphans (source gone), caches of tags no interpreter uses, temporary files."""
     present_tags = set(cache_tags)
     for _cache_dir, names in tree.pycache:
@@ -249,10 +251,11 @@ def leftovers(tree, cache_tags, limit):
             if parsed is not None:
                 present_tags.add(parsed[1])
     # With every tag present accepted, prune_candidates names only orphans and temporary files.
-    gone = set(path for path, _reason in prune_candidates(tree, present_tags))
+    gone = set(path for path, _reason in prune_candidates(tree, present_tags, pycache_prefix))
     temporary = sorted(path for path in gone if path.endswith(TMP_SUFFIX))
     orphans = sorted(path for path in gone if not path.endswith(TMP_SUFFIX))
-    foreign = sorted(path for path, _reason in prune_candidates(tree, set(cache_tags)) if path not in gone)
+    foreign = sorted(path for path, _reason in prune_candidates(tree, set(cache_tags), pycache_prefix)
+                     if path not in gone)
     by_tag = collections.Counter(parse_pyc_name(os.path.basename(path))[1] for path in foreign)
     return {
         "orphans": capped(orphans, limit),
@@ -350,7 +353,7 @@ def access_report(tree, identity, cache_tags, cache_mode, limit):
     if identity is None:
         return {"checked": False, "reason": "no owner given and neither apache nor www-data exists on this host"}
     not_writable, not_readable, not_creatable = [], [], []
-    writable = cache_mode == "writable"
+    writable = cache_mode != "readonly"
     cache_dirs = set()
     for cache_dir, names in tree.pycache:
         cache_dirs.add(cache_dir)
@@ -375,7 +378,7 @@ def access_report(tree, identity, cache_tags, cache_mode, limit):
                 continue
             if not allows(st, identity, READ):
                 not_readable.append(path)
-    if writable:
+    if cache_mode == "writable":
         for directory, _names in tree.sources:
             if os.path.join(directory, PYCACHE) in cache_dirs or os.path.lexists(os.path.join(directory, PYCACHE)):
                 continue
@@ -494,7 +497,7 @@ def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAM
     }
 
 
-def apache_report(path, config=None, exists=os.path.exists):
+def apache_report(path, config=None, exists=os.path.exists, pycache_prefix=None):
     """Whether the pycgi ``__pycache__`` block for the root is in the Apache config, and
     whether it is the one ``httpd_pycache`` writes (with or without bytecode writes)."""
     report = {"config": None, "present": False, "current": False, "write_bytecode": None}
@@ -515,7 +518,8 @@ def apache_report(path, config=None, exists=os.path.exists):
     if block is None:
         return report
     report["present"] = True
-    for write_bytecode, environment in ((True, ()), (False, [("PYTHONDONTWRITEBYTECODE", "1")])):
+    prefix = [("PYTHONPYCACHEPREFIX", pycache_prefix)] if pycache_prefix else []
+    for write_bytecode, environment in ((True, prefix), (False, [("PYTHONDONTWRITEBYTECODE", "1")] + prefix)):
         if block == render_block(root, environment):
             report["current"], report["write_bytecode"] = True, write_bytecode
     return report
@@ -554,8 +558,9 @@ def summary_lines(report):
         who = "the web server user (%s)" % access["user"]
         if access["root_blocked_by"]:
             lines.append("%s cannot reach %s: blocked at %s" % (who, report["path"], access["root_blocked_by"]))
-        if access["cache_mode"] == "writable":
+        if access["cache_mode"] != "readonly":
             lines.append("%s %s cannot write" % (_plural(access["cache_dirs_not_writable"]["count"], "cache"), who))
+        if access["cache_mode"] == "writable":
             lines.append("%s without __pycache__ where it cannot create one" % (
                 _plural(access["cache_dirs_not_creatable"]["count"], "source directory", "source directories")))
         lines.append("%s it cannot read" % _plural(access["pycs_not_readable"]["count"], ".pyc file"))
@@ -585,7 +590,7 @@ def summary_lines(report):
 
 def inspect(path, interpreters=None, optimize=(0,), exclude=(), owner=None, group=None,
             cache_mode="writable", apache_config=None, limit=LIST_LIMIT, matchpathcon=None,
-            run=None, read_text=None, search_path=None):
+            run=None, read_text=None, search_path=None, pycache_prefix=None):
     """The whole report for the CGI root ``path`` (see the module's RETURN).
 
     ``matchpathcon`` is the path of that program or None; ``run(argv)`` runs a command and
@@ -596,6 +601,13 @@ def inspect(path, interpreters=None, optimize=(0,), exclude=(), owner=None, grou
         raise InfoError("path %s is not a directory" % path)
     if cache_mode not in CACHE_MODES:
         raise InfoError("cache_mode must be one of %s, not %r" % (", ".join(CACHE_MODES), cache_mode))
+    if (cache_mode == "prefix") != bool(pycache_prefix):
+        raise InfoError("cache_mode prefix and pycache_prefix go together: the caches are read from"
+                        " pycache_prefix in that mode only")
+    if pycache_prefix:
+        if not os.path.isabs(pycache_prefix):
+            raise InfoError("pycache_prefix %s must be an absolute path" % pycache_prefix)
+        pycache_prefix = os.path.normpath(pycache_prefix)
     levels = sorted(set(optimize))
     if not levels or any(level not in _precompile.OPTIMIZE_LEVELS for level in levels):
         raise InfoError("optimize must list levels among 0, 1, 2, not %r" % (list(optimize),))
@@ -604,22 +616,30 @@ def inspect(path, interpreters=None, optimize=(0,), exclude=(), owner=None, grou
     identity = web_identity(owner, group)
 
     tree = walk(path, exclude)
+    if pycache_prefix:
+        # The caches Python reads are those in the prefix's copy of the tree.
+        tree = tree._replace(pycache=[(cache_dir, names) for cache_dir, _source_dir, names
+                                      in _precompile.prefix_listing(tree, pycache_prefix)])
     requests, problems = resolve_interpreters(tree, interpreters, search_path)
     chosen, failed = start_inspectors(requests)
     problems += failed
     problems += ["%s: %s" % (err_path, message) for err_path, message in tree.errors]
     cache_tags = set(interp.probe["cache_tag"] for interp, _w in chosen)
-    reports, failed = freshness(tree, chosen, levels, limit)
+    if pycache_prefix:
+        problems += ["%s (%s) is Python %s: it ignores pycache_prefix (Python 3.8 or later reads it)"
+                     % (interp.path, interp.named_by, interp.probe["version"])
+                     for interp, _w in chosen if not interp.probe.get("pycache_prefix")]
+    reports, failed = freshness(tree, chosen, levels, limit, pycache_prefix)
     problems += failed
     report = {
         "path": tree.root,
         "sources": sum(len(names) for _d, names in tree.sources),
         "interpreters": reports,
-        "leftovers": leftovers(tree, cache_tags, limit),
+        "leftovers": leftovers(tree, cache_tags, limit, pycache_prefix),
         "entry_scripts": entry_script_report(tree, limit),
         "access": access_report(tree, identity, cache_tags, cache_mode, limit),
         "selinux": selinux_report(tree, matchpathcon, run, read_text or _read_text, limit),
-        "apache": apache_report(path, apache_config),
+        "apache": apache_report(path, apache_config, pycache_prefix=pycache_prefix),
         "problems": problems + _precompile.optimize_warnings(tree, levels),
     }
     report["summary"] = summary_lines(report)

@@ -101,7 +101,7 @@ options:
     description:
       - Write the caches below this directory instead of into C(__pycache__) directories of the
         tree, where Python 3.8 and later look for them when C(PYTHONPYCACHEPREFIX) (or
-        C(-X pycache_prefix)) names it: the prefix, then the source's absolute directory, then
+        C(-X pycache_prefix)) names it, as the prefix, then the source's absolute directory, then
         C(name.CACHE_TAG.pyc), for example C(/var/cache/pycgi/var/www/cgi-bin/app/views.cpython-312.pyc).
       - The CGI tree then holds no C(__pycache__) at all. The scripts must run with
         C(PYTHONPYCACHEPREFIX) set to the same directory; M(pycgi.hosting.httpd_pycache) sets it

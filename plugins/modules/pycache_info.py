@@ -82,9 +82,18 @@ options:
     description:
       - V(writable) when the web server is meant to write its caches, V(readonly) when they are
         precompiled at deploy time and never written at run time (then only reading is checked).
+      - V(prefix) when the caches live below O(pycache_prefix) (C(PYTHONPYCACHEPREFIX), written by
+        M(pycgi.hosting.precompile) with its O(pycgi.hosting.precompile#module:pycache_prefix) option);
+        freshness, leftovers, access and labels are those of the cache directories in the prefix's copy
+        of the tree, and the Apache block is expected to set the variable.
     type: str
-    choices: [writable, readonly]
+    choices: [writable, readonly, prefix]
     default: writable
+  pycache_prefix:
+    description:
+      - The cache directory of O(cache_mode=prefix); required in that mode and only allowed in it.
+      - An interpreter older than Python 3.8, which ignores it, is listed in RV(problems).
+    type: path
   apache_config:
     description:
       - The Apache config file to look for the block in.
@@ -303,7 +312,8 @@ access:
       sample: null
     cache_dirs_not_writable:
       description:
-        - C(__pycache__) directories the user cannot create files in (O(cache_mode=writable) only), with
+        - C(__pycache__) directories (with O(cache_mode=prefix), cache directories in the prefix) the user
+          cannot create files in (not with O(cache_mode=readonly)), with
           C(count) and C(paths).
       type: dict
       sample: {count: 1, paths: [/var/www/cgi-bin/__pycache__]}
@@ -428,7 +438,8 @@ def main():
             exclude=dict(type="list", elements="str", default=[]),
             owner=dict(type="str"),
             group=dict(type="str"),
-            cache_mode=dict(type="str", default="writable", choices=["writable", "readonly"]),
+            cache_mode=dict(type="str", default="writable", choices=["writable", "readonly", "prefix"]),
+            pycache_prefix=dict(type="path"),
             apache_config=dict(type="path"),
             list_limit=dict(type="int", default=LIST_LIMIT),
         ),
@@ -448,6 +459,7 @@ def main():
             owner=params["owner"],
             group=params["group"],
             cache_mode=params["cache_mode"],
+            pycache_prefix=params["pycache_prefix"],
             apache_config=params["apache_config"],
             limit=params["list_limit"],
             matchpathcon=module.get_bin_path("matchpathcon", opt_dirs=["/usr/sbin", "/sbin"]),

@@ -130,7 +130,7 @@ def test_a_request_loads_the_application_from_the_prefix_and_rewrites_nothing(si
     status, body = host.http_get(APP_URL)
     assert status == 200 and "pycgi example application" in body, body[-1000:]
     before = state(host, TREE_CACHE)
-    for _ in range(3):
+    for _request in range(3):
         status, body = host.http_get(APP_URL)
         assert status == 200, body[-1000:]
         rows = re.findall(r"<tr><td>(cgiapp[\w.]*)</td><td>(\w+)</td></tr>", body)
@@ -174,3 +174,6 @@ def test_a_second_run_changes_nothing(site):
         assert re.search(r"writable cache type\] \*+\nchanged:", out), out[-3000:]
     rc, out = play(host, workdir)
     assert rc == 0 and re.search(r"\bchanged=0\b", out), out[-3000:]
+    # The role's report reads the prefix: every cache fresh, the block the one it expects.
+    assert re.search(r"cpython-311 \(/usr/bin/python3, Python 3\.11\.\d+\): 5 fresh, 0 stale, 0 missing", out), out
+    assert "Apache: the pycgi __pycache__ block for %s is in %s\"" % (ROOT, MAIN_CONFIG) in out, out
