@@ -63,8 +63,8 @@ class Host(Container):
         super().wait_for_systemd(timeout)
 
 
-def play(host, workdir):
-    """Runs site.yml with the prefix cache mode; returns (rc, output)."""
+def play(host, workdir, check=False):
+    """Runs site.yml with the prefix cache mode (``--check`` when asked); returns (rc, output)."""
     app = os.path.join(workdir, "app")
     if not os.path.isdir(app):
         shutil.copytree(os.path.join(REPO_ROOT, "examples", "app"), app)
@@ -83,7 +83,8 @@ def play(host, workdir):
         "pycgi_smoke_urls": [{"url": "http://localhost" + APP_URL, "contains": "pycgi example application"}],
     }
     playbook = shutil.which("ansible-playbook") or "ansible-playbook"
-    proc = subprocess.run([playbook, "-i", inventory, "-e", json.dumps(extra), "site.yml"],
+    proc = subprocess.run([playbook, "-i", inventory, "-e", json.dumps(extra), "site.yml"]
+                          + (["--check"] if check else []),
                           cwd=REPO_ROOT, env=podman_env(), capture_output=True, text=True, timeout=600,
                           check=False)
     return proc.returncode, proc.stdout + proc.stderr
@@ -99,6 +100,10 @@ def site(tmp_path_factory):
         host.exec("a2enmod", "-q", "cgid")
         host.exec("systemctl", "start", "apache2")
         workdir = str(tmp_path_factory.mktemp("prefix"))
+        # Check mode first, on the bare host: it predicts a change and creates nothing.
+        rc, out = play(host, workdir, check=True)
+        assert rc == 0 and not re.search(r"\bchanged=0\b", out), out[-3000:]
+        assert host.exec("test", "-e", PREFIX, check=False).returncode != 0
         rc, out = play(host, workdir)
         assert rc == 0, out[-3000:]
         yield host, workdir
