@@ -190,7 +190,7 @@ def b2_rerun(ctx, tree_paths):
                     "%s: floor walk" % group, "<=", 1.5, scope=False)
         g = group + ": "
         startup = bench.median(g + "module start-up alone (interpreter + Ansible import)")
-        bench.note("%s the module process takes %.0f ms, of which %.0f ms (%.0f%% of the whole floor walk, %.0f ms) "
+        bench.note("%s: the module process takes %.0f ms, of which %.0f ms (%.0f%% of the whole floor walk, %.0f ms) "
                    "is the interpreter starting and importing AnsibleModule before any work; the work itself "
                    "(entry point, in-process) is %.2f× the floor walk's own in-process time."
                    % (group, bench.median(g + "precompile (module)") * 1000, startup * 1000,
