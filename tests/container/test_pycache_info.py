@@ -9,7 +9,6 @@ written with setfattr and the policy's answer comes from matchpathcon).
 One container for the file; each test has a CGI root of its own. What the module says the
 web server user cannot do is checked against a process running as www-data.
 """
-import time
 
 import pytest
 
@@ -24,26 +23,12 @@ TAG = "cpython-311"
 INDEX = "#!/usr/bin/python3\nimport app.views\nprint('Content-Type: text/plain')\nprint()\nprint(app.views.main())\n"
 
 
-class BootedContainer(Container):
-    """Waits for systemd's private bus socket before asking systemd, which can otherwise answer
-    "Failed to connect to bus" right after `podman run`."""
-
-    def wait_for_systemd(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while self.exec("test", "-S", "/run/systemd/private", check=False).returncode != 0:
-            if time.monotonic() > deadline:
-                self.remove()
-                raise RuntimeError("systemd in %s did not come up" % self.name)
-            time.sleep(0.2)
-        super().wait_for_systemd(timeout)
-
-
 @pytest.fixture(scope="module")
 def host():
     """One container for the file (each test uses a root of its own)."""
     if not podman_available():
         pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
-    container = BootedContainer.start()
+    container = Container.start()
     yield container
     container.remove()
 

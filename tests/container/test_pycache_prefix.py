@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 
 import pytest
 
@@ -51,18 +50,6 @@ print(json.dumps(found))
 """
 
 
-class Host(Container):
-    """The web server: waits for systemd's bus before asking systemd anything."""
-
-    def wait_for_systemd(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while self.exec("test", "-S", "/run/systemd/private", check=False).returncode != 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError("systemd in %s did not come up" % self.name)
-            time.sleep(0.2)
-        super().wait_for_systemd(timeout)
-
-
 def play(host, workdir, check=False):
     """Runs site.yml with the prefix cache mode (``--check`` when asked); returns (rc, output)."""
     app = os.path.join(workdir, "app")
@@ -95,7 +82,7 @@ def site(tmp_path_factory):
     """The web server with the application deployed once in the prefix mode, Apache running."""
     if not podman_available():
         pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
-    host = Host.start(prefix="pycgi-prefix")
+    host = Container.start(prefix="pycgi-prefix")
     try:
         host.exec("a2enmod", "-q", "cgid")
         host.exec("systemctl", "start", "apache2")

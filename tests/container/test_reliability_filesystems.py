@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import uuid
 
 import pytest
@@ -86,14 +85,6 @@ for index in range(count):
 
 
 class Host(Container):
-    def wait_for_systemd(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while self.exec("test", "-S", "/run/systemd/private", check=False).returncode != 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError("systemd in %s did not come up" % self.name)
-            time.sleep(0.2)
-        super().wait_for_systemd(timeout)
-
     def check(self, root):
         return json.loads(self.exec("python3", "-c", CHECK, root).stdout)
 

@@ -133,18 +133,6 @@ print(json.dumps(found))
 """
 
 
-class Host(Container):
-    """The web server: waits for systemd's bus before asking systemd anything."""
-
-    def wait_for_systemd(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while self.exec("test", "-S", "/run/systemd/private", check=False).returncode != 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError("systemd in %s did not come up" % self.name)
-            time.sleep(0.2)
-        super().wait_for_systemd(timeout)
-
-
 class Site:
     """site.yml against the container, with a controller-side copy of the example application."""
 
@@ -193,7 +181,7 @@ def site(tmp_path_factory):
     """The web server with the application deployed once (writable caches), Apache running."""
     if not podman_available():
         pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
-    host = Host.start(prefix="pycgi-rel-role")
+    host = Container.start(prefix="pycgi-rel-role")
     try:
         host.exec("a2enmod", "-q", "cgid")
         host.put_file("/etc/apache2/conf-enabled/cgi-files.conf", FILES_ALIAS)

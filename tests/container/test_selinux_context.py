@@ -11,7 +11,6 @@ prove nothing here). The tests share one container and use distinct roots; each 
 costs about a second and each command in the container a fraction of one, so every test makes
 as few as it can and asks about many paths at once.
 """
-import time
 
 import pytest
 
@@ -29,26 +28,12 @@ TREE = (("", SCRIPT), ("/hello.py", SCRIPT), ("/pkg", SCRIPT), ("/pkg/mod.py", S
         ("/pkg/__pycache__", RW), ("/pkg/__pycache__/mod.cpython-311.pyc", RW))
 
 
-class BootedContainer(Container):
-    """Waits for systemd's private bus socket before asking systemd: asked at once after
-    `podman run`, `systemctl is-system-running --wait` can fail with "Failed to connect to bus"."""
-
-    def wait_for_systemd(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while self.exec("test", "-S", "/run/systemd/private", check=False).returncode != 0:
-            if time.monotonic() > deadline:
-                self.remove()
-                raise RuntimeError("systemd in %s did not come up" % self.name)
-            time.sleep(0.2)
-        super().wait_for_systemd(timeout)
-
-
 @pytest.fixture(scope="module")
 def host():
     """One container for the file (each test uses roots of its own)."""
     if not podman_available():
         pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
-    container = BootedContainer.start()
+    container = Container.start()
     yield container
     container.remove()
 

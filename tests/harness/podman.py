@@ -66,9 +66,14 @@ class Container:
         return container
 
     def wait_for_systemd(self, timeout=90):
-        """Waits until systemd reports the system up. Right after `podman run` its bus socket
-        may not exist yet, and systemctl then fails at once: that is retried, not fatal."""
+        """Waits until systemd reports the system up. Right after `podman run` its private bus
+        socket may not exist yet, and systemctl then fails at once: wait for the socket first,
+        and retry rather than fail."""
         deadline = time.monotonic() + timeout
+        while self.exec("test", "-S", "/run/systemd/private", check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("systemd in %s did not open its bus" % self.name)
+            time.sleep(0.2)
         while True:
             proc = self.exec("systemctl", "is-system-running", "--wait", check=False, timeout=timeout)
             state = proc.stdout.strip()
