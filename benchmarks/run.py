@@ -9,6 +9,7 @@ the previous results/latest.json. See benchmarks/README.md for what each id meas
 """
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -38,6 +39,17 @@ NEEDS = {"B0": ("precompile", "pycache_owner"), "B1": ("precompile",), "B2": ("p
          "B6": ("precompile", "pycache_owner", "selinux_context", "httpd_pycache")}
 WORK = os.path.join(HERE, ".work")
 TMPFS = "/dev/shm"
+DEFAULT_OUT = os.path.join(HERE, "results")
+
+
+def work_dirs(out):
+    """The work directory and the tmpfs scratch directory of a run writing to `out`: runs
+    with different --out directories can run side by side without sharing either (the
+    download cache, WORK/cache, is shared)."""
+    if os.path.abspath(out) == DEFAULT_OUT:
+        return WORK, os.path.join(TMPFS, "pycgi-bench")
+    tag = hashlib.sha1(os.path.abspath(out).encode()).hexdigest()[:10]
+    return os.path.join(WORK, "run-" + tag), os.path.join(TMPFS, "pycgi-bench-" + tag)
 
 
 def command_output(argv):
@@ -84,11 +96,11 @@ def installed_collection():
     return base, path
 
 
-def private_collections(collections_path, collection_dir):
+def private_collections(work, collections_path, collection_dir):
     """A collections path of this run's own: a copy of the installed pycgi.hosting (a
     `make collection` run by someone else meanwhile must not pull it away mid-benchmark) and
     links to the third-party collections."""
-    private = os.path.join(WORK, "collections")
+    private = os.path.join(work, "collections")
     shutil.rmtree(private, ignore_errors=True)
     namespaces = os.path.join(collections_path, "ansible_collections")
     for namespace in os.listdir(namespaces):
@@ -101,11 +113,11 @@ def private_collections(collections_path, collection_dir):
     return private
 
 
-def module_runtime(collection_dir):
+def module_runtime(work, collection_dir):
     """A directory with Ansible's module_utils and the installed collection: what the module
     process needs on its import path, on this machine and inside the containers."""
     import ansible
-    runtime = os.path.join(WORK, "module-runtime")
+    runtime = os.path.join(work, "module-runtime")
     shutil.rmtree(runtime, ignore_errors=True)
     package = os.path.dirname(ansible.__file__)
     ignore = shutil.ignore_patterns("__pycache__")
@@ -140,7 +152,7 @@ def main(argv=None):
     parser.add_argument("--only", default=",".join(ALL_IDS), help="comma-separated ids, e.g. B1,B2")
     parser.add_argument("--python", default="/usr/bin/python3",
                         help="the interpreter the trees are compiled for (default /usr/bin/python3)")
-    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument("--out", default=DEFAULT_OUT)
     parser.add_argument("--report-only", action="store_true",
                         help="only write latest.md and latest.png again from latest.json")
     args = parser.parse_args(argv)
@@ -161,14 +173,14 @@ def main(argv=None):
     load_at_start = "%.2f, %.2f, %.2f" % os.getloadavg()
 
     installed_path, installed_dir = installed_collection()
-    os.makedirs(WORK, exist_ok=True)
-    collections_path = private_collections(installed_path, installed_dir)
+    work, scratch = work_dirs(args.out)
+    os.makedirs(work, exist_ok=True)
+    collections_path = private_collections(work, installed_path, installed_dir)
     collection_dir = os.path.join(collections_path, "ansible_collections", "pycgi", "hosting")
     modules = available_modules(collection_dir)
-    runtime = module_runtime(collection_dir)
+    runtime = module_runtime(work, collection_dir)
     bin_dir = os.path.dirname(sys.executable)
     ansible = Ansible(bin_dir, collections_path, [runtime])
-    scratch = os.path.join(TMPFS, "pycgi-bench")
     shutil.rmtree(scratch, ignore_errors=True)
     os.makedirs(scratch)
 
@@ -181,12 +193,12 @@ def main(argv=None):
     for name, info in tree_info.items():
         print("   %s: %s" % (name, info), flush=True)
 
-    host_ctx = host.HostContext(ansible, args.python, WORK,
-                                local_inventory(os.path.join(WORK, "localhost.yml"), args.python),
+    host_ctx = host.HostContext(ansible, args.python, work,
+                                local_inventory(os.path.join(work, "localhost.yml"), args.python),
                                 os.path.join(HERE, "benchlib", "floor.py"),
                                 os.path.join(HERE, "benchlib", "entry_point.py"), rounds)
     container_ctx = container.ContainerContext(
-        ansible, WORK, rounds, os.path.join(REPO, "examples", "app"),
+        ansible, work, rounds, os.path.join(REPO, "examples", "app"),
         os.path.join(HERE, "benchlib", "timer.py"), runtime, os.path.join(REPO, "site.yml"))
     runners = {
         "B0": lambda: container.b0_request(container_ctx),
