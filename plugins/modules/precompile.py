@@ -28,6 +28,8 @@ description:
     script it runs, only of what it imports, so a large script is recompiled on every request;
     moving its code into an imported module fixes that.
 author: pycgi.hosting contributors (@pycgi)
+extends_documentation_fragment:
+  - pycgi.hosting.pytree
 attributes:
   check_mode:
     description: Can run in check mode and return the changes it would make without writing anything.
@@ -39,8 +41,6 @@ options:
   path:
     description:
       - The CGI tree, for example C(/var/www/cgi-bin). C(/) is refused.
-    type: path
-    required: true
   interpreters:
     description:
       - Paths of the Python interpreters to compile for.
@@ -51,8 +51,6 @@ options:
         line runs Python, that is, a script Apache can run.
       - An interpreter that does not exist or is not a working Python 3.6 or later is an error
         that names it, raised before anything is written.
-    type: list
-    elements: path
   invalidation_mode:
     description:
       - How the interpreters decide that a C(.pyc) is current (PEP 552).
@@ -69,10 +67,6 @@ options:
     description:
       - Optimization levels to write caches for. V(0) is what C(python) reads, V(1) what
         C(python -O) reads (C(.opt-1.pyc)), V(2) what C(python -OO) reads (C(.opt-2.pyc)).
-    type: list
-    elements: int
-    choices: [0, 1, 2]
-    default: [0]
   workers:
     description:
       - Processes that compile in parallel for each interpreter. V(0) means one per CPU.
@@ -85,9 +79,6 @@ options:
       - Shell globs matched against paths relative to O(path); a matching directory is skipped
         with everything below it, for example V(tests), V(vendor/*), V(*/migrations/*.py).
       - Caches of excluded sources are neither compiled nor pruned.
-    type: list
-    elements: str
-    default: []
   prune:
     description:
       - Remove, inside the tree's C(__pycache__) directories only (with O(pycache_prefix), inside
@@ -111,7 +102,6 @@ options:
       - Must be an absolute path outside O(path); missing directories are created (mode 0755).
         An interpreter older than Python 3.8 is an error that names it, raised before anything
         is written.
-    type: path
   on_error:
     description:
       - What a source that cannot be compiled (a syntax error, an undecodable or unreadable file)

@@ -31,6 +31,8 @@ description:
     main config.
   - A short RV(summary) of all this, one line per finding.
 author: pycgi.hosting contributors (@pycgi)
+extends_documentation_fragment:
+  - pycgi.hosting.pytree
 attributes:
   check_mode:
     description: Runs in check mode with the same result; the module never changes anything.
@@ -42,8 +44,6 @@ options:
   path:
     description:
       - The CGI tree, for example C(/var/www/cgi-bin).
-    type: path
-    required: true
   interpreters:
     description:
       - Paths of the Python interpreters whose caches are inspected.
@@ -51,23 +51,14 @@ options:
         the tree's entry scripts, with C(#!/usr/bin/env python3) looked up in the PATH of the managed
         host; C(/usr/bin/python3) when no entry script names one.
       - An interpreter that cannot be run is listed in RV(problems); the others are inspected.
-    type: list
-    elements: path
   optimize:
     description:
       - Optimization levels whose caches are inspected. V(0) is what C(python) reads, V(1) what
         C(python -O) reads (C(.opt-1.pyc)), V(2) what C(python -OO) reads (C(.opt-2.pyc)).
-    type: list
-    elements: int
-    choices: [0, 1, 2]
-    default: [0]
   exclude:
     description:
       - Shell globs matched against paths relative to O(path); a matching directory is skipped with
         everything below it, as in M(pycgi.hosting.precompile).
-    type: list
-    elements: str
-    default: []
   owner:
     description:
       - The user (name or numeric id) the web server runs CGI scripts as.
@@ -93,7 +84,6 @@ options:
     description:
       - The cache directory of O(cache_mode=prefix); required in that mode and only allowed in it.
       - An interpreter older than Python 3.8, which ignores it, is listed in RV(problems).
-    type: path
   apache_config:
     description:
       - The Apache config file to look for the block in.
