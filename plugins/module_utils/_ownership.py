@@ -7,7 +7,10 @@
 The walk is built for trees that the web server user can write to: every directory is opened
 relative to its parent with O_NOFOLLOW and every change is made through that directory's
 descriptor without following symlinks, so a symlink planted in the tree (even one swapped in
-while the walk runs) is never followed and nothing outside the tree is ever changed.
+while the walk runs) is never followed and nothing outside the tree is ever changed. A file is
+changed by its name only where nobody else can swap another file in under that name (see
+``_Walk.visit``); everywhere else it is opened first and changed only if it is still the file
+that was examined.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ SCOPES = ("pycache", "tree")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+_S_IFMT = 0o170000
+_S_IFREG = stat.S_IFREG
+PROTECTED_HARDLINKS = "/proc/sys/fs/protected_hardlinks"
 # A file with other names may have been planted from outside the tree (a web server user who
 # owns the caches can hard-link a file it may write): changing it would change that file.
 _HARD_LINKED = "%s: skipped, it has %d hard links and a change would reach its other names too"
@@ -39,18 +45,39 @@ class OwnershipError(Exception):
 class OwnershipReport:
     """What one walk found and changed (or would change, in check mode).
 
-    ``changes`` lists (path, before, after) in walk order; ``before`` and ``after`` are
-    (uid, gid, mode) tuples, ``before`` is None for a ``__pycache__`` the walk created.
-    ``examined`` counts the paths whose owner and mode were checked, ``created`` the caches
-    created; ``symlinks`` lists the symlinks met (left alone), ``problems`` what was skipped.
+    ``changes`` lists (path, before, after) top-down, a directory before what it holds;
+    ``before`` and ``after`` are (uid, gid, mode) tuples, ``before`` is None for a
+    ``__pycache__`` the walk created. ``changed`` is their number, ``first_changes(n)`` the
+    first ``n`` of them (cheaper than ``changes`` on a large tree). ``examined`` counts the
+    paths whose owner and mode were checked, ``created`` the caches created; ``symlinks`` lists
+    the symlinks met (left alone), ``problems`` what was skipped.
     """
 
-    def __init__(self):
-        self.changes = []
+    def __init__(self, uid=None, gid=None):
+        self.uid = uid
+        self.gid = gid
+        # One flat (path, old uid, old gid, old mode, new mode) per change, old uid None for a
+        # created cache: a walk that changes every file of a large tree builds one small tuple
+        # per file, not three.
+        self.made = []
         self.examined = 0
         self.created = 0
         self.symlinks = []
         self.problems = []
+
+    def first_changes(self, limit=None):
+        made = self.made if limit is None else self.made[:limit]
+        uid, gid = self.uid, self.gid
+        return [(path, None if old_uid is None else (old_uid, old_gid, old_mode), (uid, gid, mode))
+                for path, old_uid, old_gid, old_mode, mode in made]
+
+    @property
+    def changes(self):
+        return self.first_changes()
+
+    @property
+    def changed(self):
+        return len(self.made)
 
 
 def default_web_user():
@@ -116,6 +143,18 @@ def parse_mode(value, option):
     return mode
 
 
+def hardlinks_protected():
+    """True when the kernel's ``fs.protected_hardlinks`` is 1 (read once per walk).
+
+    With it, a user can hard-link only a file they own or may both read and write. Anything
+    else (0, no such file, not Linux) is False."""
+    try:
+        with open(PROTECTED_HARDLINKS) as handle:
+            return handle.read().strip() == "1"
+    except (OSError, ValueError):
+        return False
+
+
 class _Walk:
     def __init__(self, uid, gid, scope, dir_mode, file_mode, create, check_mode):
         self.uid = uid
@@ -125,97 +164,191 @@ class _Walk:
         self.file_mode = file_mode
         self.create = create
         self.check_mode = check_mode
-        self.report = OwnershipReport()
+        self.report = OwnershipReport(uid, gid)
+        # Changing a file by name, without opening it first, is safe only where nobody else can
+        # put another file under that name between the lstat and the change (see visit).
+        self.by_name = not check_mode and os.geteuid() == 0 and hardlinks_protected()
 
     def run(self, root):
-        in_cache = os.path.basename(root) == CACHE_DIR
         try:
             fd = os.open(root, _DIR_FLAGS)
         except OSError as exc:
             raise OwnershipError("cannot open %s: %s" % (root, exc.strerror))
         # Depth first, one open descriptor per level: a wide tree does not exhaust descriptors.
+        # A directory's own owner and mode are changed when it is left, after everything in it
+        # (see visit); its change is listed where it was met, before what it holds.
         frames = []
         try:
-            frames.append((fd, root, in_cache, iter(self.visit(fd, root, in_cache))))
-            while frames:
-                fd, path, in_cache, pending = frames[-1]
-                name = next(pending, None)
-                if name is None:
-                    os.close(fd)
-                    frames.pop()
-                    continue
-                child_path = path.rstrip("/") + "/" + name
-                try:
-                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    # ELOOP / ENOTDIR: replaced by a symlink or a file since it was listed.
-                    self.report.problems.append("%s: skipped, %s" % (child_path, exc.strerror))
-                    continue
-                child_in_cache = in_cache or name == CACHE_DIR
-                frames.append((child, child_path, child_in_cache, iter(self.visit(child, child_path, child_in_cache))))
-        finally:
-            for frame in frames:
-                os.close(frame[0])
+            try:
+                self.enter(frames, fd, root, os.path.basename(root) == CACHE_DIR)
+                while frames:
+                    fd, path, in_cache, pending, slot, st, mode = frames[-1]
+                    name = next(pending, None)
+                    if name is None:
+                        frames.pop()
+                        try:
+                            if slot is not None:
+                                self.leave(fd, path, st, mode, slot)
+                        finally:
+                            os.close(fd)
+                        continue
+                    child_path = path.rstrip("/") + "/" + name
+                    try:
+                        child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                    except FileNotFoundError:
+                        continue
+                    except OSError as exc:
+                        # ELOOP / ENOTDIR: replaced by a symlink or a file since it was listed.
+                        self.report.problems.append("%s: skipped, %s" % (child_path, exc.strerror))
+                        continue
+                    self.enter(frames, child, child_path, in_cache or name == CACHE_DIR)
+            finally:
+                for frame in frames:
+                    os.close(frame[0])
+        except BaseException:
+            # The directories still open were not changed: their places in the list go.
+            self.report.made[:] = [change for change in self.report.made if change is not None]
+            raise
         return self.report
 
-    def visit(self, fd, path, in_cache):
-        """Settles the directory open as ``fd`` and its non-directory entries; returns the
-        names of its subdirectories."""
+    def enter(self, frames, fd, path, in_cache):
+        """Settles what the directory open as ``fd`` holds and pushes it on ``frames``."""
         report = self.report
-        settle = in_cache or self.tree
-        if settle:
+        slot = st = mode = None
+        private = False
+        if in_cache or self.tree:
             report.examined += 1
-            self.settle_open(fd, path, os.fstat(fd), self.dir_mode if in_cache else None)
+            try:
+                st = os.fstat(fd)
+            except OSError as exc:
+                os.close(fd)
+                raise OwnershipError("%s: %s" % (path, exc.strerror), report)
+            current = st.st_mode & 0o7777
+            mode = self.dir_mode if in_cache else current
+            if st.st_uid != self.uid or st.st_gid != self.gid or current != mode:
+                slot = len(report.made)
+                report.made.append(None)
+            # Only root may add, remove or rename its entries: root owns it, and neither its
+            # group nor others may write to it (with an ACL, the group bits are its mask, which
+            # bounds every named user and group).
+            private = self.by_name and st.st_uid == 0 and not st.st_mode & 0o022
+        try:
+            subdirs = self.visit(fd, path, in_cache, st is not None, private)
+        except BaseException:
+            os.close(fd)
+            raise
+        frames.append((fd, path, in_cache, iter(subdirs), slot, st, mode))
+
+    def leave(self, fd, path, st, mode, slot):
+        """Gives the directory open as ``fd`` its owner and ``mode``, after its contents."""
+        if not self.check_mode:
+            if st.st_uid != self.uid or st.st_gid != self.gid:
+                self.apply(path, os.fchown, fd, self.uid, self.gid)
+            if st.st_mode & 0o7777 != mode:
+                self.apply(path, os.fchmod, fd, mode)
+        self.report.made[slot] = (path, st.st_uid, st.st_gid, st.st_mode & 0o7777, mode)
+
+    def visit(self, fd, path, in_cache, settle, private):
+        """Settles the non-directory entries of the directory open as ``fd`` (when ``settle``);
+        returns the names of its subdirectories.
+
+        The loop runs once per file of the tree: it keeps to local names, and a file that is
+        already right, or that may be changed by name, costs no call of a Python function.
+
+        Two ways to change a file:
+
+        - By name (``private``): fchownat(AT_SYMLINK_NOFOLLOW), then fchmodat when the mode
+          differs, on the name that was just lstat'ed; one system call where the safe way
+          takes four. Only for a regular file with a single link, found by a walk running as
+          root, in a directory that root owns and that neither its group nor others may write
+          to. Nobody but root can then create, remove or rename a name in that directory, so
+          between the lstat and the change nobody can put a symlink or a hard link to another
+          file under the name: the change reaches the file that was examined, and a file with
+          other names was already skipped by the lstat's link count. The directory stays that
+          way while its files are changed, because the walk changes a directory's own owner
+          only when it leaves it (run). As a second guard, this way is also only taken with
+          fs.protected_hardlinks = 1 (read once per walk), under which a link swapped in could
+          only name a file its maker owns or may read and write.
+          fs.protected_hardlinks = 1 alone would not be enough in a directory that another user
+          may write to (for instance a cache that already belongs to the web server user): that
+          user may still hard-link any file it may read and write, from outside the tree, and
+          swap it in under the name between the lstat and the change; the change would then
+          give that file away. That is the very case the link count check is there for.
+        - Safe (change_entry), everywhere else: the file is opened with O_NOFOLLOW and changed
+          through the descriptor, only if it is still the file that was examined (same device
+          and inode) and has a single link.
+        """
+        report = self.report
         try:
             entries = os.scandir(fd)
         except OSError as exc:
             raise OwnershipError("%s: cannot list it: %s" % (path, exc.strerror), report)
         prefix = path.rstrip("/") + "/"
-        uid, gid, file_mode = self.uid, self.gid, self.file_mode
         subdirs = []
-        has_sources = cache_entry = False
+        append_subdir = subdirs.append
+        symlinks = report.symlinks
+        record = report.made.append
+        uid, gid = self.uid, self.gid
+        pyc_mode = self.file_mode if in_cache else None
+        look_for_sources = self.create and not in_cache
+        has_sources = False
         examined = 0
+        chown, chmod = os.chown, os.chmod
         with entries:
             for entry in entries:
-                name = entry.name
-                if name == CACHE_DIR:
-                    cache_entry = True
-                if entry.is_symlink():
-                    report.symlinks.append(prefix + name)
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    subdirs.append(name)
-                    continue
-                if not in_cache and name.endswith(".py") and entry.is_file(follow_symlinks=False):
-                    has_sources = True
-                if not settle:
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                examined += 1
-                # Only the .pyc files of caches get a mode; everything else keeps its own.
-                mode = st.st_mode & 0o7777
-                if in_cache and name.endswith(".pyc") and stat.S_ISREG(st.st_mode):
-                    mode = file_mode
-                if st.st_uid != uid or st.st_gid != gid or st.st_mode & 0o7777 != mode:
-                    self.change_entry(fd, prefix + name, name, st, mode)
+                if entry.is_file(follow_symlinks=False):
+                    if look_for_sources and entry.name.endswith(".py"):
+                        has_sources = True
+                        look_for_sources = False
+                    if not settle:
+                        continue
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    examined += 1
+                    mode = current = st.st_mode & 0o7777
+                    if pyc_mode is not None and st.st_mode & _S_IFMT == _S_IFREG and entry.name.endswith(".pyc"):
+                        # Only the .pyc files of caches get a mode; everything else keeps its own.
+                        mode = pyc_mode
+                    if st.st_uid == uid and st.st_gid == gid and current == mode:
+                        continue
+                    name = entry.name
+                    if private and st.st_nlink == 1 and st.st_mode & _S_IFMT == _S_IFREG:
+                        try:
+                            if st.st_uid != uid or st.st_gid != gid:
+                                chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
+                            # After the chown, which clears the set-id bits of files.
+                            if current != mode:
+                                chmod(name, mode, dir_fd=fd)
+                        except FileNotFoundError:
+                            continue
+                        except OSError as exc:
+                            raise OwnershipError("%s%s: %s" % (prefix, name, exc.strerror), report)
+                        record((prefix + name, st.st_uid, st.st_gid, current, mode))
+                    else:
+                        self.change_entry(fd, prefix + name, name, st, mode)
+                elif entry.is_dir(follow_symlinks=False):
+                    append_subdir(entry.name)
+                elif entry.is_symlink():
+                    symlinks.append(prefix + entry.name)
+                elif settle:
+                    # A FIFO, socket or device node: owner only.
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    examined += 1
+                    if st.st_uid != uid or st.st_gid != gid:
+                        self.change_entry(fd, prefix + entry.name, entry.name, st, st.st_mode & 0o7777)
         report.examined += examined
-        if self.create and has_sources:
-            if not cache_entry:
-                self.create_cache(fd, prefix + CACHE_DIR)
-            elif CACHE_DIR not in subdirs:
-                report.problems.append("%s%s is a symlink or a file, not a directory; it was left alone" % (prefix, CACHE_DIR))
+        if has_sources and CACHE_DIR not in subdirs:
+            self.create_cache(fd, prefix + CACHE_DIR)
         return subdirs
 
     def settle_open(self, fd, path, st, mode):
-        """Gives the file or directory open as ``fd`` the owner and ``mode`` (None: keep its mode)."""
+        """Gives the file open as ``fd`` the owner and ``mode``."""
         current_mode = st.st_mode & 0o7777
-        if mode is None:
-            mode = current_mode
         if st.st_uid == self.uid and st.st_gid == self.gid and current_mode == mode:
             return
         if not self.check_mode:
@@ -227,9 +360,16 @@ class _Walk:
         self.record(path, st, mode)
 
     def change_entry(self, dir_fd, path, name, st, mode):
-        """Gives the non-directory ``name`` of the directory open as ``dir_fd`` the owner and ``mode``."""
-        regular = stat.S_ISREG(st.st_mode)
-        if regular and st.st_nlink > 1:
+        """Gives the non-directory ``name`` of the directory open as ``dir_fd`` the owner and
+        ``mode``, without trusting its name: the safe path of visit."""
+        kind = st.st_mode & _S_IFMT
+        regular = kind == _S_IFREG
+        if kind == stat.S_IFLNK:
+            # Listed as a file, a symlink by the time of the lstat: left alone like any other.
+            self.report.symlinks.append(path)
+        elif kind == stat.S_IFDIR:
+            self.report.problems.append("%s: skipped, replaced during the walk" % path)
+        elif regular and st.st_nlink > 1:
             self.report.problems.append(_HARD_LINKED % (path, st.st_nlink))
         elif self.check_mode:
             self.record(path, st, mode)
@@ -261,7 +401,7 @@ class _Walk:
                 os.close(fd)
 
     def record(self, path, st, mode):
-        self.report.changes.append((path, (st.st_uid, st.st_gid, st.st_mode & 0o7777), (self.uid, self.gid, mode)))
+        self.report.made.append((path, st.st_uid, st.st_gid, st.st_mode & 0o7777, mode))
 
     def apply(self, path, action, *args, **kwargs):
         try:
@@ -270,6 +410,17 @@ class _Walk:
             raise OwnershipError("%s: %s" % (path, exc.strerror), self.report)
 
     def create_cache(self, dir_fd, path):
+        try:
+            st = os.lstat(CACHE_DIR, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise OwnershipError("%s: %s" % (path, exc.strerror), self.report)
+        else:
+            if not stat.S_ISDIR(st.st_mode):
+                self.report.problems.append("%s is a symlink or a file, not a directory; it was left alone" % path)
+            # A directory made since the listing: someone else's, left alone.
+            return
         if not self.check_mode:
             try:
                 # Private until it has its owner, then its mode.
@@ -285,7 +436,7 @@ class _Walk:
             finally:
                 os.close(fd)
         self.report.created += 1
-        self.report.changes.append((path, None, (self.uid, self.gid, self.dir_mode)))
+        self.report.made.append((path, None, None, None, self.dir_mode))
 
 
 def fix_ownership(path, uid, gid, scope="pycache", dir_mode=0o755, file_mode=0o644, create=True, check_mode=False):

@@ -203,14 +203,14 @@ class IdNames:
         return "%s:%s %04o" % (self.user(uid), self.group(gid), mode)
 
 
-def diff_of(changes):
+def diff_of(report):
     names = IdNames()
     before, after = [], []
-    for path, old, new in changes[:REPORT_LIMIT]:
+    for path, old, new in report.first_changes(REPORT_LIMIT):
         before.append("%s %s\n" % (path, names.describe(old)))
         after.append("%s %s\n" % (path, names.describe(new)))
-    if len(changes) > REPORT_LIMIT:
-        more = "... and %d more paths\n" % (len(changes) - REPORT_LIMIT)
+    if report.changed > REPORT_LIMIT:
+        more = "... and %d more paths\n" % (report.changed - REPORT_LIMIT)
         before.append(more)
         after.append(more)
     return dict(before="".join(before), after="".join(after))
@@ -218,12 +218,12 @@ def diff_of(changes):
 
 def report_result(report, owner, group):
     return dict(
-        changed=bool(report.changes),
+        changed=report.changed > 0,
         owner=owner,
         group=group,
-        changed_paths=[change[0] for change in report.changes[:REPORT_LIMIT]],
+        changed_paths=[change[0] for change in report.first_changes(REPORT_LIMIT)],
         skipped_symlinks=report.symlinks[:REPORT_LIMIT],
-        stats=dict(examined=report.examined, changed=len(report.changes), created=report.created,
+        stats=dict(examined=report.examined, changed=report.changed, created=report.created,
                    symlinks=len(report.symlinks)),
     )
 
@@ -260,8 +260,8 @@ def main():
         module.fail_json(msg=to_native(exc), **partial)
 
     result = report_result(report, owner, group)
-    if module._diff and report.changes:
-        result["diff"] = diff_of(report.changes)
+    if module._diff and report.changed:
+        result["diff"] = diff_of(report)
     for problem in report.problems:
         module.warn(problem)
     module.exit_json(**result)
