@@ -257,18 +257,20 @@ class _Walk:
 
         Two ways to change a file:
 
-        - By name (``private``): fchownat(AT_SYMLINK_NOFOLLOW), then fchmodat when the mode
-          differs, on the name that was just lstat'ed; one system call where the safe way
-          takes four. Only for a regular file with a single link, found by a walk running as
-          root, in a directory that root owns and that neither its group nor others may write
-          to. Nobody but root can then create, remove or rename a name in that directory, so
-          between the lstat and the change nobody can put a symlink or a hard link to another
-          file under the name: the change reaches the file that was examined, and a file with
-          other names was already skipped by the lstat's link count. The directory stays that
-          way while its files are changed, because the walk changes a directory's own owner
-          only when it leaves it (run). As a second guard, this way is also only taken with
-          fs.protected_hardlinks = 1 (read once per walk), under which a link swapped in could
-          only name a file its maker owns or may read and write.
+        - By name (``private``): fchownat(AT_SYMLINK_NOFOLLOW) on the name that was just
+          lstat'ed, one system call where the safe way takes four. Only for a regular file with
+          a single link whose mode is already right (a chmod by name would follow a symlink),
+          found by a walk running as root, in a directory that root owns and that
+          neither its group nor others may write to. Nobody but root can then create, remove or
+          rename a name in that directory, so between the lstat and the change nobody can put a
+          symlink or a hard link to another file under the name: the change reaches the file
+          that was examined, and a file with other names was already skipped by the lstat's
+          link count. Were a symlink there all the same, the change would stop at it
+          (AT_SYMLINK_NOFOLLOW). The directory stays root's alone while its files are changed,
+          because the walk changes a directory's own owner and mode only when it leaves it
+          (run). As a second guard, this way is also only taken with fs.protected_hardlinks = 1
+          (read once per walk), under which a link swapped in could only name a file its maker
+          owns or may read and write.
           fs.protected_hardlinks = 1 alone would not be enough in a directory that another user
           may write to (for instance a cache that already belongs to the web server user): that
           user may still hard-link any file it may read and write, from outside the tree, and
@@ -293,7 +295,7 @@ class _Walk:
         look_for_sources = self.create and not in_cache
         has_sources = False
         examined = 0
-        chown, chmod = os.chown, os.chmod
+        chown = os.chown
         with entries:
             for entry in entries:
                 if entry.is_file(follow_symlinks=False):
@@ -314,13 +316,9 @@ class _Walk:
                     if st.st_uid == uid and st.st_gid == gid and current == mode:
                         continue
                     name = entry.name
-                    if private and st.st_nlink == 1 and st.st_mode & _S_IFMT == _S_IFREG:
+                    if private and current == mode and st.st_nlink == 1 and st.st_mode & _S_IFMT == _S_IFREG:
                         try:
-                            if st.st_uid != uid or st.st_gid != gid:
-                                chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
-                            # After the chown, which clears the set-id bits of files.
-                            if current != mode:
-                                chmod(name, mode, dir_fd=fd)
+                            chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
                         except FileNotFoundError:
                             continue
                         except OSError as exc:

@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from ansible_collections.pycgi.hosting.plugins.module_utils import _ownership
 from ansible_collections.pycgi.hosting.plugins.module_utils._ownership import (
     OwnershipError,
     default_web_group,
@@ -52,6 +53,70 @@ def snapshot(top):
 def attrs(path):
     st = os.lstat(path)
     return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+
+
+class Ways:
+    """How the walk changes files, seen from its system calls: by name (os.chown with a
+    dir_fd, i.e. fchownat) or through a descriptor (os.open of a non-directory by name).
+
+    ``swap``, when set to (name, file) or (name, file, "symlink"), replaces the entry ``name``
+    by a hard link (or a symlink) to ``file`` just before the walk's first change of ``name``,
+    whichever way it takes: the race that a user who may write to the directory could win."""
+
+    def __init__(self, monkeypatch):
+        self.by_name = []
+        self.opened = []
+        self.swap = None
+        real_chown, real_open = os.chown, os.open
+
+        def swap_in(name, dir_fd):
+            if self.swap and self.swap[0] == name:
+                if self.swap[2:] == ("symlink",):
+                    os.symlink(self.swap[1], ".swap", dir_fd=dir_fd)
+                else:
+                    os.link(self.swap[1], ".swap", dst_dir_fd=dir_fd)
+                os.rename(".swap", name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                self.swap = None
+
+        def chown(path, *args, **kwargs):
+            if kwargs.get("dir_fd") is not None:
+                swap_in(path, kwargs["dir_fd"])
+                self.by_name.append(path)
+            return real_chown(path, *args, **kwargs)
+
+        def open_(path, flags, *args, **kwargs):
+            if kwargs.get("dir_fd") is not None and not flags & os.O_DIRECTORY:
+                swap_in(path, kwargs["dir_fd"])
+                self.opened.append(path)
+            return real_open(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(os, "chown", chown)
+        monkeypatch.setattr(os, "open", open_)
+
+
+def protected_hardlinks(monkeypatch, value):
+    """What the walk reads of fs.protected_hardlinks, without changing the kernel's setting
+    (the reader of module_utils is replaced for the test)."""
+    monkeypatch.setattr(_ownership, "hardlinks_protected", lambda: value)
+
+
+@pytest.fixture(params=["by name", "opened"])
+def way(request, monkeypatch):
+    """Each way of changing files in turn: by name (fs.protected_hardlinks read as 1) and
+    through a descriptor (read as 0)."""
+    protected_hardlinks(monkeypatch, request.param == "by name")
+    ways = Ways(monkeypatch)
+    ways.name = request.param
+    return ways
+
+
+def check_way(ways):
+    """The walk took the way the test asked for, so that the test is not vacuous (by name, a
+    file whose mode changes is still opened)."""
+    if ways.name == "by name":
+        assert ways.by_name, (ways.by_name, ways.opened)
+    else:
+        assert ways.opened and not ways.by_name, (ways.by_name, ways.opened)
 
 
 @pytest.fixture
@@ -150,7 +215,7 @@ def test_no_cache_is_created_inside_a_cache(tmp_path):
     assert os.listdir(root + "/__pycache__") == ["stray.py"]
 
 
-def test_symlinks_are_neither_followed_nor_changed(tmp_path):
+def test_symlinks_are_neither_followed_nor_changed(tmp_path, way):
     outside = str(tmp_path / "outside")
     secret = write(outside + "/secret", "s", 0o600)
     write(outside + "/lib/mod.py")
@@ -171,6 +236,7 @@ def test_symlinks_are_neither_followed_nor_changed(tmp_path):
     assert {path: attrs(path) for path in links_before} == links_before
     assert sorted(report.symlinks) == sorted(links_before)
     assert attrs(root + "/__pycache__/app.cpython-311.pyc") == (NOBODY, NOGROUP, 0o644)
+    check_way(way)
 
 
 def test_a_symlinked_cache_directory_is_left_alone_and_reported(tmp_path):
@@ -277,3 +343,193 @@ def test_default_web_user_is_the_one_this_host_has():
     expected_group = "apache" if exists(grp.getgrnam, "apache") else "www-data" if exists(grp.getgrnam, "www-data") else None
     assert default_web_user() == expected_user
     assert default_web_group() == expected_group
+
+
+# --- changing by name (fast) or through a descriptor (safe) ---------------------------------------
+
+@pytest.mark.parametrize("content, expected", [("1\n", True), ("0\n", False), ("", False), (None, False)])
+def test_protected_hardlinks_is_read_from_the_kernel_setting(tmp_path, monkeypatch, content, expected):
+    setting = tmp_path / "protected_hardlinks"
+    if content is not None:
+        setting.write_text(content)
+    monkeypatch.setattr(_ownership, "PROTECTED_HARDLINKS", str(setting))
+    assert _ownership.hardlinks_protected() is expected
+
+
+def rich_tree(root, outside):
+    """Every kind of entry the walk treats differently, with root-owned directories (as a
+    developer or a deploy leaves them) except one that already belongs to the web user."""
+    write(root + "/app.py", "#!/usr/bin/python3\n", 0o755)
+    write(root + "/setgid.cgi", "", 0o2755)
+    write(root + "/notes.txt", "", 0o600)
+    write(root + "/stray.pyc", "", 0o600)
+    write(root + "/__pycache__/app.cpython-311.pyc", "", 0o600)
+    write(root + "/__pycache__/ok.cpython-311.pyc", "", 0o644)
+    write(root + "/__pycache__/owner.cpython-311.pyc", "", 0o644)
+    os.chown(root + "/__pycache__/ok.cpython-311.pyc", NOBODY, NOGROUP)
+    write(root + "/__pycache__/README", "", 0o640)
+    os.chmod(root + "/__pycache__", 0o700)
+    write(root + "/lib/m.py")
+    write(root + "/lib/__pycache__/m.cpython-311.pyc", "", 0o664)
+    os.chown(root + "/lib/__pycache__/m.cpython-311.pyc", NOBODY, 0)
+    # Two names, both in the tree: left alone either way.
+    write(root + "/lib/a.dat", "", 0o644)
+    os.link(root + "/lib/a.dat", root + "/lib/b.dat")
+    os.mkfifo(root + "/lib/pipe", 0o600)
+    os.symlink(outside + "/secret", root + "/lib/__pycache__/evil.cpython-311.pyc")
+    write(root + "/pkg/sub/deep.py")
+    # A cache the web user owns already, with a file root put there.
+    write(root + "/web/w.py")
+    write(root + "/web/__pycache__/w.cpython-311.pyc", "", 0o600)
+    os.chown(root + "/web/__pycache__", NOBODY, NOGROUP)
+
+
+def relative(report, root):
+    def rel(path):
+        assert path.startswith(root + "/") or path == root, path
+        return path[len(root):]
+    return dict(changes=[(rel(path), before, after) for path, before, after in report.changes],
+                examined=report.examined, created=report.created, changed=report.changed,
+                symlinks=[rel(path) for path in report.symlinks],
+                problems=[problem.replace(root, "") for problem in report.problems])
+
+
+def relative_snapshot(top):
+    found = {}
+    for path, attributes in snapshot(top).items():
+        found[path[len(top):]] = attributes + (os.lstat(path).st_nlink,)
+    return found
+
+
+@pytest.mark.parametrize("scope", ["pycache", "tree"])
+def test_by_name_and_through_a_descriptor_give_the_same_result(tmp_path, monkeypatch, scope):
+    """The same tree, twice: fs.protected_hardlinks read as 1 (changes by name in root's
+    directories) and as 0 (every file opened). Same report, same owners and modes after."""
+    outside = str(tmp_path / "outside")
+    write(outside + "/secret", "s", 0o600)
+    results = {}
+    for protected in (True, False):
+        root = str(tmp_path / ("cgi-%s" % protected))
+        rich_tree(root, outside)
+        protected_hardlinks(monkeypatch, protected)
+        ways = Ways(monkeypatch)
+        report = fix_ownership(root, NOBODY, NOGROUP, scope=scope)
+        results[protected] = (relative(report, root), relative_snapshot(root))
+        regular = [name for name in ways.by_name if name != "pipe"]
+        if protected:
+            # Opened all the same: a mode to change, a directory the web user may write to.
+            assert "owner.cpython-311.pyc" in regular, ways.__dict__
+            assert sorted(ways.opened) == ["app.cpython-311.pyc", "m.cpython-311.pyc", "w.cpython-311.pyc"]
+        else:
+            assert regular == [] and "owner.cpython-311.pyc" in ways.opened, ways.__dict__
+        monkeypatch.undo()
+    assert results[True] == results[False]
+    found, after = results[True]
+    assert found["changed"] > 4 and found["created"] == 1
+    assert ("/lib/a.dat: skipped, it has 2 hard links and a change would reach its other names too"
+            in found["problems"]) is (scope == "tree")
+    assert after["/web/__pycache__/w.cpython-311.pyc"] == (NOBODY, NOGROUP, 0o644, 1)
+    assert after["/__pycache__/app.cpython-311.pyc"] == (NOBODY, NOGROUP, 0o644, 1)
+    assert attrs(outside + "/secret") == (0, 0, 0o600)
+
+
+def test_a_hard_link_planted_in_a_cache_is_left_alone_by_name(tmp_path, monkeypatch):
+    """A root-owned cache holding a hard link to a file from outside (one a web server user
+    may read and write, which fs.protected_hardlinks = 1 still lets it link): the other files
+    are changed by name, the linked one is not changed at all."""
+    shared = write(str(tmp_path / "outside" / "shared.conf"), "shared\n", 0o660)
+    root = str(tmp_path / "cgi")
+    write(root + "/__pycache__/a.cpython-311.pyc", "", 0o644)
+    os.link(shared, root + "/__pycache__/linked.cpython-311.pyc")
+    protected_hardlinks(monkeypatch, True)
+    ways = Ways(monkeypatch)
+    report = fix_ownership(root, NOBODY, NOGROUP)
+    assert ways.by_name == ["a.cpython-311.pyc"] and ways.opened == []
+    assert attrs(shared) == (0, 0, 0o660)
+    assert [path for path, _before, _after in report.changes] == [root + "/__pycache__", root + "/__pycache__/a.cpython-311.pyc"]
+    assert report.problems == [root + "/__pycache__/linked.cpython-311.pyc: skipped, it has 2 hard links and a change "
+                               "would reach its other names too"]
+
+
+@pytest.mark.parametrize("owner, mode", [
+    ("nobody", 0o755),  # a cache that already belongs to the web server user
+    ("root", 0o775),    # its group may write to it
+    ("root", 0o757),    # anyone may write to it
+])
+def test_a_file_swapped_in_where_others_may_write_is_never_changed(tmp_path, monkeypatch, owner, mode):
+    """In a directory that someone besides root may write to, that someone may swap a hard
+    link to another file in under a name between the walk's lstat and its change (simulated:
+    the test swaps it in just before the walk's first change of that name). With
+    fs.protected_hardlinks read as 1 the walk still takes the safe way there, finds that the
+    file is not the one it examined, and changes nothing outside the tree."""
+    shared = write(str(tmp_path / "outside" / "shared.conf"), "shared\n", 0o660)
+    root = str(tmp_path / "cgi")
+    cache = root + "/__pycache__"
+    # Modes already right: only the owner differs, as for a change by name.
+    write(cache + "/m.cpython-311.pyc", "", 0o644)
+    write(cache + "/n.cpython-311.pyc", "", 0o644)
+    uid = NOBODY if owner == "nobody" else 0
+    os.chown(cache, uid, NOGROUP if uid else 0)
+    os.chmod(cache, mode)
+    protected_hardlinks(monkeypatch, True)
+    ways = Ways(monkeypatch)
+    ways.swap = ("m.cpython-311.pyc", shared)
+    report = fix_ownership(root, NOBODY, NOGROUP)
+    assert ways.swap is None, "the walk never changed the file"
+    assert attrs(shared) == (0, 0, 0o660)
+    assert ways.by_name == []
+    assert cache + "/m.cpython-311.pyc: skipped, replaced during the walk" in report.problems
+    cache_changed = [cache] if owner == "root" else []
+    assert [path for path, _before, _after in report.changes] == cache_changed + [cache + "/n.cpython-311.pyc"]
+    assert attrs(cache + "/n.cpython-311.pyc") == (NOBODY, NOGROUP, 0o644)
+
+
+def test_not_root_means_no_change_by_name(tmp_path, monkeypatch):
+    """Run as another user, the directory being root's proves nothing about that user's own
+    processes: every file is opened (the effective uid is faked; changes stay within root's
+    rights, so they still succeed)."""
+    root = str(tmp_path / "cgi")
+    write(root + "/__pycache__/a.cpython-311.pyc", "", 0o600)
+    protected_hardlinks(monkeypatch, True)
+    monkeypatch.setattr(os, "geteuid", lambda: NOBODY)
+    ways = Ways(monkeypatch)
+    fix_ownership(root, NOBODY, NOGROUP)
+    assert ways.by_name == [] and ways.opened == ["a.cpython-311.pyc"]
+    assert attrs(root + "/__pycache__/a.cpython-311.pyc") == (NOBODY, NOGROUP, 0o644)
+
+
+def test_a_directory_is_given_away_only_after_its_contents(tmp_path, monkeypatch):
+    """Whenever a file is changed by name, its directory still belongs to root alone."""
+    root = str(tmp_path / "cgi")
+    for index in range(3):
+        write("%s/p%d/__pycache__/m.cpython-311.pyc" % (root, index), "", 0o644)
+        write("%s/p%d/m.py" % (root, index))
+    protected_hardlinks(monkeypatch, True)
+    seen = []
+    real_chown = os.chown
+
+    def chown(path, *args, **kwargs):
+        if kwargs.get("dir_fd") is not None:
+            seen.append(attrs("/proc/self/fd/%d/" % kwargs["dir_fd"]))
+        return real_chown(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "chown", chown)
+    fix_ownership(root, NOBODY, NOGROUP, scope="tree")
+    assert len(seen) == 6 and set(seen) == {(0, 0, 0o755)}
+    assert set(snapshot(root).values()) == {(NOBODY, NOGROUP, 0o755), (NOBODY, NOGROUP, 0o644)}
+
+
+def test_a_change_by_name_never_follows_a_symlink(tmp_path, monkeypatch):
+    """Nobody but root can swap a symlink in under a name in a directory of root's alone, so
+    this cannot happen for real; the test (as root) does it anyway, just before the change by
+    name, to check the second line of defence: the change stops at the symlink itself."""
+    secret = write(str(tmp_path / "outside" / "secret"), "s", 0o644)
+    root = str(tmp_path / "cgi")
+    write(root + "/__pycache__/m.cpython-311.pyc", "", 0o644)
+    protected_hardlinks(monkeypatch, True)
+    ways = Ways(monkeypatch)
+    ways.swap = ("m.cpython-311.pyc", secret, "symlink")
+    fix_ownership(root, NOBODY, NOGROUP)
+    assert ways.swap is None and ways.by_name == ["m.cpython-311.pyc"]
+    assert attrs(secret) == (0, 0, 0o644)
+    assert os.readlink(root + "/__pycache__/m.cpython-311.pyc") == secret
