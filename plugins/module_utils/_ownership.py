@@ -242,10 +242,13 @@ class _Walk:
     def leave(self, fd, path, st, mode, slot):
         """Gives the directory open as ``fd`` its owner and ``mode``, after its contents."""
         if not self.check_mode:
-            if st.st_uid != self.uid or st.st_gid != self.gid:
-                self.apply(path, os.fchown, fd, self.uid, self.gid)
-            if st.st_mode & 0o7777 != mode:
-                self.apply(path, os.fchmod, fd, mode)
+            try:
+                if st.st_uid != self.uid or st.st_gid != self.gid:
+                    os.fchown(fd, self.uid, self.gid)
+                if st.st_mode & 0o7777 != mode:
+                    os.fchmod(fd, mode)
+            except OSError as exc:
+                raise OwnershipError("%s: %s" % (path, exc.strerror), self.report)
         self.report.made[slot] = (path, st.st_uid, st.st_gid, st.st_mode & 0o7777, mode)
 
     def visit(self, fd, path, in_cache, settle, private):
@@ -309,14 +312,19 @@ class _Walk:
                     except FileNotFoundError:
                         continue
                     examined += 1
-                    mode = current = st.st_mode & 0o7777
-                    if pyc_mode is not None and st.st_mode & _S_IFMT == _S_IFREG and entry.name.endswith(".pyc"):
-                        # Only the .pyc files of caches get a mode; everything else keeps its own.
-                        mode = pyc_mode
-                    if st.st_uid == uid and st.st_gid == gid and current == mode:
-                        continue
+                    st_mode = st.st_mode
+                    mode = current = st_mode & 0o7777
+                    if pyc_mode is None:
+                        if st.st_uid == uid and st.st_gid == gid:
+                            continue
+                    else:
+                        if st_mode & _S_IFMT == _S_IFREG and entry.name.endswith(".pyc"):
+                            # Only the .pyc files of caches get a mode; everything else keeps its own.
+                            mode = pyc_mode
+                        if st.st_uid == uid and st.st_gid == gid and current == mode:
+                            continue
                     name = entry.name
-                    if private and current == mode and st.st_nlink == 1 and st.st_mode & _S_IFMT == _S_IFREG:
+                    if private and current == mode and st.st_nlink == 1 and st_mode & _S_IFMT == _S_IFREG:
                         try:
                             chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
                         except FileNotFoundError:
