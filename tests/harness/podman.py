@@ -3,9 +3,10 @@
 Those tests never change the machine that runs them: each gets a container of the Debian
 test image (systemd as PID 1, Apache, Python 3, SELinux userland and reference policy), built
 by `tools/build-image` and named by the PYCGI_TEST_IMAGE variable the Makefile exports.
-Modules are run in the container through Ansible itself (the podman connection plugin), so
-what is tested is what a playbook does.
+Modules and site.yml are run in the container through Ansible itself (the podman connection
+plugin), so what is tested is what a playbook does.
 """
+import collections
 import json
 import os
 import shutil
@@ -16,6 +17,13 @@ import uuid
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONTAINERS_CONF = os.path.join(REPO_ROOT, "tools", "containers.conf")
+# The json_results callback, through which Ansible hands over its results.
+CALLBACK_PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
+
+# What an Ansible run against one container left: its exit code, its output (stdout, then
+# stderr), the result of the container's last task and its counts in the play recap (ok,
+# changed, failures, unreachable, skipped, rescued, ignored); None where Ansible recorded none.
+AnsibleRun = collections.namedtuple("AnsibleRun", "rc output result recap")
 
 
 def podman_env():
@@ -44,6 +52,16 @@ def test_image():
 
 def podman_available():
     return shutil.which("podman") is not None and "PYCGI_TEST_IMAGE" in os.environ
+
+
+class ModuleSkipped(RuntimeError):
+    """Ansible skipped a module instead of running it (check mode that the module does not
+    support, for example); `result` holds what Ansible said. The message starts the way
+    Ansible's own output line does: `HOST | SKIPPED`."""
+
+    def __init__(self, host, module, result):
+        super().__init__("%s | SKIPPED: %s was not run: %s" % (host, module, result.get("msg", result)))
+        self.result = result
 
 
 class Container:
@@ -126,27 +144,59 @@ class Container:
         return int(status or 0), body
 
     def run_module(self, module, args=None, check_mode=False, diff=False):
-        """Runs pycgi.hosting.<module> (or any FQCN) in this container through Ansible.
+        """Runs pycgi.hosting.<module> (or any FQCN) in this container through Ansible (`ansible`,
+        ad hoc).
 
-        Returns the module's result dict (with `failed` set when it failed)."""
+        Returns the module's result dict, `diff` included when the module returned one, with
+        `failed` set when it failed. Raises ModuleSkipped when Ansible skipped the module."""
         fqcn = module if "." in module else "pycgi.hosting." + module
-        with tempfile.TemporaryDirectory() as tree:
-            cmd = [os.path.join(os.path.dirname(shutil.which("ansible") or "ansible"), "ansible"),
-                   "all", "-i", "%s," % self.name, "-c", "containers.podman.podman",
-                   "-e", "ansible_python_interpreter=/usr/bin/python3",
-                   "-m", fqcn, "-a", json.dumps(args or {}), "--tree", tree]
-            if check_mode:
-                cmd.append("--check")
-            if diff:
-                cmd.append("--diff")
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=podman_env(), timeout=600, check=False)
-            result_file = os.path.join(tree, self.name)
-            if not os.path.exists(result_file):
-                raise RuntimeError("ansible gave no result (rc=%d):\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
-            with open(result_file) as handle:
-                result = json.load(handle)
-        result.setdefault("failed", proc.returncode != 0)
-        return result
+        run = self._ansible(["ansible", "all", "-m", fqcn, "-a", json.dumps(args or {})], check_mode, diff)
+        if run.result is None:
+            raise RuntimeError("ansible gave no result (rc=%d):\n%s" % (run.rc, run.output))
+        if run.result.get("skipped"):
+            raise ModuleSkipped(self.name, fqcn, run.result)
+        run.result.setdefault("failed", run.rc != 0)
+        return run.result
+
+    def run_site(self, extra_vars, check_mode=False):
+        """Runs the collection's site.yml against this container (its only web server) with
+        these extra variables, as `make demo` does; in check mode when asked.
+
+        Returns an AnsibleRun: `rc`, `output`, and `recap`, this container's counts in the play
+        recap (None when the play did not get that far)."""
+        return self._ansible(["ansible-playbook", "-e", json.dumps(extra_vars), "site.yml"], check_mode)
+
+    def _ansible(self, argv, check_mode=False, diff=False):
+        """Runs an Ansible command line (its inventory left out) from the repository root against
+        this container alone, through the podman connection; returns an AnsibleRun."""
+        with tempfile.TemporaryDirectory() as workdir:
+            inventory = os.path.join(workdir, "inventory.json")
+            with open(inventory, "w") as handle:
+                json.dump({"webservers": {"hosts": {self.name: {
+                    "ansible_connection": "containers.podman.podman",
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                    # podman exec already runs as root; the image has no sudo.
+                    "ansible_become": False,
+                    # Fewer round trips per task through podman exec.
+                    "ansible_pipelining": True,
+                }}}}, handle)
+            results_file = os.path.join(workdir, "results.json")
+            env = podman_env()
+            env.update({
+                "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+                "ANSIBLE_CALLBACK_PLUGINS": CALLBACK_PLUGINS,
+                "ANSIBLE_CALLBACKS_ENABLED": "json_results",
+                "PYCGI_RESULTS_FILE": results_file,
+            })
+            cmd = argv + ["-i", inventory] + (["--check"] if check_mode else []) + (["--diff"] if diff else [])
+            proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600,
+                                  check=False)
+            recorded = {}
+            if os.path.exists(results_file):
+                with open(results_file) as handle:
+                    recorded = json.load(handle)
+        return AnsibleRun(proc.returncode, proc.stdout + proc.stderr,
+                          recorded.get("results", {}).get(self.name), recorded.get("recap", {}).get(self.name))
 
     def __enter__(self):
         return self
