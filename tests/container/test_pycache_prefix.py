@@ -6,13 +6,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
 
 import pytest
 
-from harness.podman import Container, podman_available, podman_env
+from harness.podman import REPO_ROOT, Container, podman_available
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROOT = "/usr/lib/cgi-bin"
 PREFIX = "/var/cache/pycgi"
 TREE_CACHE = PREFIX + ROOT
@@ -50,31 +48,14 @@ print(json.dumps(found))
 """
 
 
-def play(host, workdir, check=False):
-    """Runs site.yml with the prefix cache mode (``--check`` when asked); returns (rc, output)."""
-    app = os.path.join(workdir, "app")
-    if not os.path.isdir(app):
-        shutil.copytree(os.path.join(REPO_ROOT, "examples", "app"), app)
-    inventory = os.path.join(workdir, "inventory.yml")
-    with open(inventory, "w") as handle:
-        json.dump({"webservers": {"hosts": {host.name: {
-            "ansible_connection": "containers.podman.podman",
-            "ansible_python_interpreter": "/usr/bin/python3",
-            "ansible_become": False,
-            "ansible_pipelining": True,
-        }}}}, handle)
-    extra = {
+def play(host, app, check_mode=False):
+    """Runs site.yml with the prefix cache mode (in check mode when asked); returns the AnsibleRun."""
+    return host.run_site({
         "pycgi_source": app,
         "pycgi_cache_mode": "prefix",
         "pycgi_manage_httpd": False,
         "pycgi_smoke_urls": [{"url": "http://localhost" + APP_URL, "contains": "pycgi example application"}],
-    }
-    playbook = shutil.which("ansible-playbook") or "ansible-playbook"
-    proc = subprocess.run([playbook, "-i", inventory, "-e", json.dumps(extra), "site.yml"]
-                          + (["--check"] if check else []),
-                          cwd=REPO_ROOT, env=podman_env(), capture_output=True, text=True, timeout=600,
-                          check=False)
-    return proc.returncode, proc.stdout + proc.stderr
+    }, check_mode=check_mode)
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +67,15 @@ def site(tmp_path_factory):
     try:
         host.exec("a2enmod", "-q", "cgid")
         host.exec("systemctl", "start", "apache2")
-        workdir = str(tmp_path_factory.mktemp("prefix"))
+        app = str(tmp_path_factory.mktemp("prefix") / "app")
+        shutil.copytree(os.path.join(REPO_ROOT, "examples", "app"), app)
         # Check mode first, on the bare host: it predicts a change and creates nothing.
-        rc, out = play(host, workdir, check=True)
-        assert rc == 0 and not re.search(r"\bchanged=0\b", out), out[-3000:]
+        run = play(host, app, check_mode=True)
+        assert run.rc == 0 and run.recap["changed"] > 0, run.output[-3000:]
         assert host.exec("test", "-e", PREFIX, check=False).returncode != 0
-        rc, out = play(host, workdir)
-        assert rc == 0, out[-3000:]
-        yield host, workdir
+        run = play(host, app)
+        assert run.rc == 0, run.output[-3000:]
+        yield host, app
     finally:
         host.remove()
 
@@ -103,7 +85,7 @@ def state(host, path):
 
 
 def test_no_pycache_under_the_root_and_caches_in_the_prefix(site):
-    host, _workdir = site
+    host, _app = site
     assert host.exec("find", ROOT, "(", "-name", "__pycache__", "-o", "-name", "*.pyc", ")").stdout == ""
     caches = state(host, TREE_CACHE)
     names = sorted(os.path.relpath(p, TREE_CACHE) for p in caches if p.endswith(".pyc"))
@@ -118,7 +100,7 @@ def test_no_pycache_under_the_root_and_caches_in_the_prefix(site):
 
 
 def test_a_request_loads_the_application_from_the_prefix_and_rewrites_nothing(site):
-    host, _workdir = site
+    host, _app = site
     status, body = host.http_get(APP_URL)
     assert status == 200 and "pycgi example application" in body, body[-1000:]
     before = state(host, TREE_CACHE)
@@ -141,7 +123,7 @@ def test_a_request_loads_the_application_from_the_prefix_and_rewrites_nothing(si
 
 
 def test_the_prefix_has_the_writable_cache_type(site):
-    host, _workdir = site
+    host, _app = site
     if host.exec("which", "matchpathcon", check=False).returncode != 0:
         pytest.skip("the test image has no SELinux tools")
     labels = json.loads(host.exec("python3", "-c", LABELS, PREFIX).stdout)
@@ -155,17 +137,17 @@ def test_the_prefix_has_the_writable_cache_type(site):
 
 
 def test_a_second_run_changes_nothing(site):
-    host, workdir = site
-    rc, out = play(host, workdir)
-    assert rc == 0, out[-3000:]
+    host, app = site
+    run = play(host, app)
+    assert run.rc == 0, run.output[-3000:]
     # The requests since the deploy had Python add standard library caches to the prefix, which
     # the kernel (SELinux off here) left unlabeled: labeling them is the only change allowed.
-    changed = re.search(r"\bchanged=(\d+)\b", out)
-    assert changed and int(changed.group(1)) <= 1, out[-3000:]
-    if changed.group(1) == "1":
-        assert re.search(r"writable cache type\] \*+\nchanged:", out), out[-3000:]
-    rc, out = play(host, workdir)
-    assert rc == 0 and re.search(r"\bchanged=0\b", out), out[-3000:]
+    assert run.recap["changed"] <= 1, run.output[-3000:]
+    if run.recap["changed"] == 1:
+        assert re.search(r"writable cache type\] \*+\nchanged:", run.output), run.output[-3000:]
+    run = play(host, app)
+    assert run.rc == 0 and run.recap["changed"] == 0, run.output[-3000:]
     # The role's report reads the prefix: every cache fresh, the block the one it expects.
+    out = run.output
     assert re.search(r"cpython-311 \(/usr/bin/python3, Python 3\.11\.\d+\): 5 fresh, 0 stale, 0 missing", out), out
     assert "Apache: the pycgi __pycache__ block for %s is in %s\"" % (ROOT, MAIN_CONFIG) in out, out

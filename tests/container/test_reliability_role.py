@@ -11,14 +11,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 
 import pytest
 
-from harness.podman import Container, podman, podman_available, podman_env
+from harness.podman import REPO_ROOT, Container, podman, podman_available
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROOT = "/usr/lib/cgi-bin"
 MAIN_CONFIG = "/etc/apache2/apache2.conf"
 APP_URL = "http://localhost/cgi-bin/hello.py"
@@ -138,18 +136,8 @@ class Site:
 
     def __init__(self, host, workdir):
         self.host = host
-        self.workdir = workdir
         self.app = os.path.join(workdir, "app")
         shutil.copytree(os.path.join(REPO_ROOT, "examples", "app"), self.app)
-        self.inventory = os.path.join(workdir, "inventory.yml")
-        with open(self.inventory, "w") as handle:
-            json.dump({"webservers": {"hosts": {host.name: {
-                "ansible_connection": "containers.podman.podman",
-                "ansible_python_interpreter": "/usr/bin/python3",
-                "ansible_become": False,
-                # Fewer round trips per task through podman exec.
-                "ansible_pipelining": True,
-            }}}}, handle)
 
     def push_version(self, version):
         """A code push on the controller: a new version string and a changed renderer."""
@@ -162,18 +150,13 @@ class Site:
             handle.write("\nPUSHED = %r\n" % version)
 
     def play(self, cache_mode):
-        """Runs site.yml; returns (rc, output)."""
-        extra = {
+        """Runs site.yml; returns the AnsibleRun."""
+        return self.host.run_site({
             "pycgi_source": self.app,
             "pycgi_cache_mode": cache_mode,
             "pycgi_manage_httpd": False,
             "pycgi_smoke_urls": [{"url": APP_URL, "contains": "pycgi example application"}],
-        }
-        playbook = shutil.which("ansible-playbook") or "ansible-playbook"
-        proc = subprocess.run([playbook, "-i", self.inventory, "-e", json.dumps(extra), "site.yml"],
-                              cwd=REPO_ROOT, env=podman_env(), capture_output=True, text=True, timeout=600,
-                              check=False)
-        return proc.returncode, proc.stdout + proc.stderr
+        })
 
 
 @pytest.fixture(scope="module")
@@ -187,8 +170,8 @@ def site(tmp_path_factory):
         host.put_file("/etc/apache2/conf-enabled/cgi-files.conf", FILES_ALIAS)
         host.exec("systemctl", "start", "apache2")
         deploy = Site(host, str(tmp_path_factory.mktemp("site")))
-        rc, out = deploy.play("writable")
-        assert rc == 0, out[-3000:]
+        run = deploy.play("writable")
+        assert run.rc == 0, run.output[-3000:]
         yield deploy
     finally:
         host.remove()
@@ -292,9 +275,9 @@ def test_code_push_under_live_traffic_drops_no_request(site, capsys):
     from two threads (at most 2000 requests or 120 s): every response is a complete 200 page of
     the old or the new version, the new one once the deploy has ended."""
     site.push_version("1.1")
-    (rc, out), summary, ended = under_traffic(site, lambda: site.play("writable"))
+    run, summary, ended = under_traffic(site, lambda: site.play("writable"))
     report(capsys, "code push, writable caches", summary)
-    assert rc == 0, out[-3000:]
+    assert run.rc == 0, run.output[-3000:]
     assert_traffic_clean(summary, ended, "1.0", "1.1")
 
 
@@ -334,9 +317,9 @@ def test_switch_to_readonly_with_a_push_under_live_traffic_drops_no_request(site
     host = site.host
     reloads = graceful_restarts(host)
     site.push_version("1.2")
-    (rc, out), summary, ended = under_traffic(site, lambda: site.play("readonly"))
+    run, summary, ended = under_traffic(site, lambda: site.play("readonly"))
     report(capsys, "code push + switch to readonly (with an Apache reload)", summary)
-    assert rc == 0, out[-3000:]
+    assert run.rc == 0, run.output[-3000:]
     assert graceful_restarts(host) == reloads + 1
     assert_traffic_clean(summary, ended, "1.1", "1.2")
 
@@ -372,8 +355,9 @@ def test_no_reload_when_the_config_was_already_broken(site):
     host.put_file(broken, "# left behind by someone\nThisIsNotAnApacheDirective on\n")
     try:
         before = (host.exec("sha256sum", MAIN_CONFIG, broken).stdout, apache_identity(host), graceful_restarts(host))
-        rc, out = site.play("writable")
-        assert rc != 0, out[-3000:]
+        run = site.play("writable")
+        out = run.output
+        assert run.rc != 0, out[-3000:]
         failed = [task for task, text in task_sections(out) if "fatal:" in text or "failed:" in text]
         stanza_task = "pycgi.hosting.cgi_host : Deny web access to the caches in the Apache configuration"
         assert failed == [stanza_task], out[-3000:]
