@@ -159,36 +159,46 @@ def b1_cold(ctx, tree_paths):
     return bench
 
 
+def _precompile_against_floor(ctx, bench, group, tree, with_compile, setup=None, others=()):
+    """Times precompile on a tree whose caches are in place (the module process, its entry point
+    in-process, and through ansible-playbook) interleaved with the floor walk (`with_compile`:
+    plus compiling what changed) and the `others` variants, each run after `setup`; records the
+    times, what the module reported, and the three ratios to the floor (target: module <= 1.5x)."""
+    seen = {}
+    args = precompile_args(tree, ctx.python)
+    ctx.ansible.run_module(ctx.python, "precompile", args)
+    plus = " + compile" if with_compile else ""
+    floor, floor_name = "floor" + plus, "floor walk" + plus
+    floor_argv = [ctx.python, ctx.floor_script] + (["--compile"] if with_compile else []) + [tree]
+    times = interleave([ctx.floor(floor_name, floor_argv, setup)] + list(others) + [
+        ctx.module("precompile (module)", "precompile", args, setup, seen, group=group),
+        ctx.entry_point("precompile() entry point (in-process)", "precompile", args, setup),
+        ctx.playbook("precompile (ansible-playbook)", "%s-%s" % (bench.id.lower(), group),
+                     [{"name": "precompile", "pycgi.hosting.precompile": args}], setup, seen),
+    ], ctx.rounds[bench.id])
+    bench.add(group, times)
+    _module_facts(bench, group, seen)
+    g = group + ": "
+    bench.ratio(g + "module / " + floor, g + "precompile (module)", g + floor_name, "<=", 1.5)
+    bench.ratio(g + "entry point / %s, both in-process" % floor, g + "precompile() entry point (in-process)",
+                g + floor_name + " (in-process)", "<=", 1.5, scope=False)
+    bench.ratio(g + "ansible-playbook / " + floor, g + "precompile (ansible-playbook)", g + floor_name,
+                "<=", 1.5, scope=False)
+
+
 def b2_rerun(ctx, tree_paths):
     bench = Bench("B2", "precompile re-run with nothing changed",
                   "the floor (one walk: stat every source, read its .pyc header); compileall -q re-run",
                   "precompile <= 1.5x the floor")
     for group, tree in tree_paths.items():
-        seen = {}
-        args = precompile_args(tree, ctx.python)
-        ctx.ansible.run_module(ctx.python, "precompile", args)
-        times = interleave([
-            ctx.floor("floor walk", [ctx.python, ctx.floor_script, tree]),
+        _precompile_against_floor(ctx, bench, group, tree, with_compile=False, others=[
             ctx.cmd("compileall -j1", [ctx.python, "-m", "compileall", "-q", "-j1", tree], None, (0, 1)),
             ctx.cmd("compileall -j0", [ctx.python, "-m", "compileall", "-q", "-j0", tree], None, (0, 1)),
-            ctx.module("precompile (module)", "precompile", args, None, seen, group=group),
-            ctx.entry_point("precompile() entry point (in-process)", "precompile", args),
             ctx.module_startup("module start-up alone (interpreter + Ansible import)"),
-            ctx.playbook("precompile (ansible-playbook)", "b2-%s" % group,
-                         [{"name": "precompile", "pycgi.hosting.precompile": args}], None, seen),
-        ], ctx.rounds["B2"])
-        bench.add(group, times)
-        _module_facts(bench, group, seen)
-        bench.ratio("%s: module / floor" % group, "%s: precompile (module)" % group,
-                    "%s: floor walk" % group, "<=", 1.5)
-        bench.ratio("%s: entry point / floor, both in-process" % group,
-                    "%s: precompile() entry point (in-process)" % group,
-                    "%s: floor walk (in-process)" % group, "<=", 1.5, scope=False)
-        bench.ratio("%s: module / best compileall re-run" % group, "%s: precompile (module)" % group,
-                    ["%s: compileall -j1" % group, "%s: compileall -j0" % group], "<=", 1.5, scope=False)
-        bench.ratio("%s: ansible-playbook / floor" % group, "%s: precompile (ansible-playbook)" % group,
-                    "%s: floor walk" % group, "<=", 1.5, scope=False)
+        ])
         g = group + ": "
+        bench.ratio(g + "module / best compileall re-run", g + "precompile (module)",
+                    [g + "compileall -j1", g + "compileall -j0"], "<=", 1.5, scope=False)
         startup = bench.median(g + "module start-up alone (interpreter + Ansible import)")
         bench.note("%s: the module process takes %.0f ms, of which %.0f ms (%.0f%% of the whole floor walk, %.0f ms) "
                    "is the interpreter starting and importing AnsibleModule before any work; the work itself "
@@ -204,29 +214,11 @@ def b3_push(ctx, tree_paths):
                   "the B2 floor plus compiling the changed files (one process); compileall -q",
                   "precompile <= 1.5x the floor + compile")
     for group, tree in tree_paths.items():
-        seen = {}
-        args = precompile_args(tree, ctx.python)
-        ctx.ansible.run_module(ctx.python, "precompile", args)
         push = trees.CodePush(tree)
         bench.facts["%s: files changed per push" % group] = len(push.targets)
-        times = interleave([
-            ctx.floor("floor walk + compile", [ctx.python, ctx.floor_script, "--compile", tree], push),
+        _precompile_against_floor(ctx, bench, group, tree, with_compile=True, setup=push, others=[
             ctx.cmd("compileall -j1", [ctx.python, "-m", "compileall", "-q", "-j1", tree], push, (0, 1)),
-            ctx.module("precompile (module)", "precompile", args, push, seen, group=group),
-            ctx.entry_point("precompile() entry point (in-process)", "precompile", args, push),
-            ctx.playbook("precompile (ansible-playbook)", "b3-%s" % group,
-                         [{"name": "precompile", "pycgi.hosting.precompile": args}], push, seen),
-        ], ctx.rounds["B3"])
-        bench.add(group, times)
-        _module_facts(bench, group, seen)
-        bench.ratio("%s: module / floor + compile" % group, "%s: precompile (module)" % group,
-                    "%s: floor walk + compile" % group, "<=", 1.5)
-        bench.ratio("%s: entry point / floor + compile, both in-process" % group,
-                    "%s: precompile() entry point (in-process)" % group,
-                    "%s: floor walk + compile (in-process)" % group, "<=", 1.5, scope=False)
-        bench.ratio("%s: ansible-playbook / floor + compile" % group,
-                    "%s: precompile (ansible-playbook)" % group,
-                    "%s: floor walk + compile" % group, "<=", 1.5, scope=False)
+        ])
     return bench
 
 
