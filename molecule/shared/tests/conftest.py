@@ -1,0 +1,131 @@
+"""What the checks need to know about the host they run on: its OS layout, and the cache mode and
+SELinux setting the scenario gave it in the inventory (molecule passes the inventory directory
+to testinfra as --ansible-inventory; the testinfra hosts themselves use the podman backend)."""
+import json
+import os
+
+import pytest
+import testinfra
+
+SECOND_ROOT = "/srv/pycgi/admin"
+DEFAULT_PREFIX = "/var/cache/pycgi"
+CHECKED_MODES = ("writable", "prefix")
+
+# Runs on the managed host: for every Python source below the root, whether a cache of the
+# host's python3 is present and current (timestamp pycs: magic, flags, mtime and size), and
+# where it is. The second argument, when not empty, is the PYTHONPYCACHEPREFIX the web server
+# runs the root's scripts with.
+CACHE_CHECK = r"""
+import importlib.util, json, os, struct, sys
+root, prefix = sys.argv[1], sys.argv[2]
+if prefix:
+    sys.pycache_prefix = prefix
+report = {"current": {}, "missing": {}, "stale": {}, "tag": sys.implementation.cache_tag}
+for dirpath, dirnames, filenames in os.walk(root):
+    dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+    for name in filenames:
+        if not name.endswith(".py"):
+            continue
+        source = os.path.join(dirpath, name)
+        cache = importlib.util.cache_from_source(source)
+        try:
+            with open(cache, "rb") as handle:
+                header = handle.read(16)
+        except FileNotFoundError:
+            report["missing"][source] = cache
+            continue
+        st = os.stat(source)
+        flags, mtime, size = struct.unpack("<3L", header[4:16])
+        fresh = (header[:4] == importlib.util.MAGIC_NUMBER and flags == 0
+                 and mtime == int(st.st_mtime) & 0xFFFFFFFF and size == st.st_size & 0xFFFFFFFF)
+        report["current" if fresh else "stale"][source] = cache
+print(json.dumps(report))
+"""
+
+
+class Site(object):
+    """One managed host as the checks see it."""
+
+    def __init__(self, host, controller):
+        self.host = host
+        self.name = host.backend.get_hostname()
+        self.controller = controller
+        hostvars = controller.ansible.get_variables()
+        self.mode = hostvars.get("pycgi_cache_mode", "writable")
+        self.prefix = hostvars.get("pycgi_pycache_prefix", DEFAULT_PREFIX) if self.mode == "prefix" else None
+        self.selinux = str(hostvars.get("pycgi_selinux", "auto")).lower()
+        family = host.system_info.distribution.lower()
+        if family in ("debian", "ubuntu"):
+            self.root, self.user, self.ctl, self.service = "/usr/lib/cgi-bin", "www-data", "apache2ctl", "apache2"
+            self.config = "/etc/apache2/apache2.conf"
+        else:
+            self.root, self.user, self.ctl, self.service = "/var/www/cgi-bin", "apache", "apachectl", "httpd"
+            self.config = "/etc/httpd/conf/httpd.conf"
+        self.second_root = SECOND_ROOT
+        self.roots = (self.root, SECOND_ROOT)
+
+    @property
+    def web(self):
+        """The same host, commands run as the web server user."""
+        return testinfra.get_host("podman://%s@%s" % (self.user, self.name))
+
+    def cache_home(self, root):
+        """The directory that holds the caches of ``root``'s top-level sources."""
+        return self.prefix + root if self.prefix else root + "/__pycache__"
+
+    def cache_tree(self, root):
+        """The directory below which all the caches of ``root`` are."""
+        return self.prefix + root if self.prefix else root
+
+    def cache_env(self):
+        """The environment the web server runs the scripts with (the Apache block's SetEnv)."""
+        return {"PYTHONPYCACHEPREFIX": self.prefix} if self.prefix else {}
+
+    def cache_report(self, root):
+        return json.loads(self.host.check_output("/usr/bin/python3 -c %s %s %s", CACHE_CHECK, root, self.prefix or ""))
+
+    def http(self, path):
+        """(status, body) of a request to the host's own Apache."""
+        out = self.host.check_output("curl -s -o /dev/stdout -w '\\n%%{http_code}' %s", "http://localhost" + path)
+        body, _sep, status = out.rpartition("\n")
+        return int(status), body
+
+    def http_raw(self, path):
+        """(status line, headers dict, body bytes) of a request, the body exactly as sent."""
+        out = self.host.run("curl -s -i %s", "http://localhost" + path)
+        assert out.rc == 0, out.stderr
+        head, _sep, body = out.stdout_bytes.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        return lines[0], headers, body
+
+    def module(self, name, **args):
+        """The result of an Ansible module run on this host, in check mode, through the inventory."""
+        return self.controller.ansible(name, json.dumps(args), check=True)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cache_modes(*modes): run the check only on hosts with one of these cache modes")
+
+
+@pytest.fixture(scope="module")
+def site(host, request):
+    inventory = request.config.option.ansible_inventory
+    if not inventory and os.environ.get("MOLECULE_INVENTORY_FILE"):
+        inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    if not inventory:
+        pytest.fail("run the checks with molecule verify: they read the host's settings from its inventory")
+    controller = testinfra.get_host("ansible://" + host.backend.get_hostname(), ansible_inventory=inventory)
+    checked = Site(host, controller)
+    if checked.mode not in CHECKED_MODES:
+        pytest.fail("%s: no checks are written for the cache mode %s" % (checked.name, checked.mode))
+    return checked
+
+
+@pytest.fixture(autouse=True)
+def _cache_modes(request):
+    marker = request.node.get_closest_marker("cache_modes")
+    if marker is not None:
+        mode = request.getfixturevalue("site").mode
+        if mode not in marker.args:
+            pytest.skip("applies to the cache modes %s, not %s" % (", ".join(marker.args), mode))
