@@ -135,3 +135,51 @@ def test_the_apache_user_is_preferred_when_it_exists(module_container):
         assert attrs(module_container, root + "/lib/__pycache__") == "apache:apache 755"
     finally:
         module_container.exec("userdel", "apache")
+
+
+def test_a_hard_link_the_web_user_plants_is_never_changed(module_container):
+    """The web server user owns the caches after a first run. With fs.protected_hardlinks = 1
+    it may still hard-link, into a cache, a file outside the tree that it may read and write.
+    Root then pushes a new .pyc into that cache. The second run changes the pushed file
+    (opened first: the cache is no longer root's alone) and leaves the planted link, and so the
+    file outside, exactly as they were."""
+    root = "/srv/linked"
+    build(module_container, root)
+    first = module_container.run_module("pycache_owner", {"path": root, "scope": "tree"})
+    assert not first["failed"] and first["changed"] is True, first
+
+    module_container.put_file("/opt/outside/shared.conf", "shared\n", mode=0o660, owner="root:www-data")
+    planted = root + "/lib/__pycache__/planted.cpython-311.pyc"
+    module_container.exec("ln", "/opt/outside/shared.conf", planted, user="www-data")
+    pushed = root + "/lib/__pycache__/new.cpython-311.pyc"
+    module_container.put_file(pushed, "", mode=0o644, owner="root:root")
+    outside = snapshot(module_container, "/opt/outside")
+
+    second = module_container.run_module("pycache_owner", {"path": root, "scope": "tree"})
+    assert not second["failed"] and second["changed"] is True, second
+    assert second["changed_paths"] == [pushed]
+    assert attrs(module_container, pushed) == "www-data:www-data 644"
+    assert snapshot(module_container, "/opt/outside") == outside
+    assert attrs(module_container, "/opt/outside/shared.conf") == "root:www-data 660"
+    assert "planted.cpython-311.pyc: skipped, it has 2 hard links" in str(second.get("warnings")), second
+
+
+def test_a_first_run_as_root_leaves_a_planted_hard_link_alone(module_container):
+    """A tree as root leaves it (directories root's alone, so the walk changes files by name)
+    whose cache holds a hard link to a file outside, planted while the cache was writable:
+    every other path goes to www-data, the linked file and the outside stay as they were."""
+    root = "/srv/rootowned"
+    build(module_container, root)
+    planted = root + "/lib/__pycache__/old.cpython-311.pyc"
+    module_container.exec("ln", "-f", "/opt/outside/secret", planted)
+    outside = snapshot(module_container, "/opt/outside")
+
+    result = module_container.run_module("pycache_owner", {"path": root, "scope": "tree"})
+    assert not result["failed"] and result["changed"] is True, result
+    assert planted not in result["changed_paths"]
+    assert "old.cpython-311.pyc: skipped, it has 2 hard links" in str(result.get("warnings")), result
+    assert snapshot(module_container, "/opt/outside") == outside
+    assert attrs(module_container, "/opt/outside/secret") == "root:root 600"
+    not_web = module_container.exec("find", root, "!", "-type", "l", "(", "!", "-user", "www-data", "-o", "!",
+                                    "-group", "www-data", ")").stdout.split()
+    assert not_web == [planted]
