@@ -487,10 +487,11 @@ _LITERAL_ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})|\\(.)", re.DOTALL)
 FTYPE_MODES = {"f": stat.S_IFREG, "d": stat.S_IFDIR, "c": stat.S_IFCHR, "b": stat.S_IFBLK,
                "s": stat.S_IFSOCK, "l": stat.S_IFLNK, "p": stat.S_IFIFO}
 
-LookupSpec = collections.namedtuple("LookupSpec", ["index", "rule", "head", "stem", "mode", "match"])
+LookupSpec = collections.namedtuple("LookupSpec", ["index", "rule", "head", "stem", "mode", "match", "parent"])
 LookupSpec.__doc__ = """A rule ready for lookups: its place in lookup order, the literal bytes every
-path it matches starts with, libselinux's stem (or None), the file type it wants (0: any) and the
-match function for the path (after the stem)."""
+path it matches starts with, libselinux's stem (or None), the file type it wants (0: any), the
+match function for the path (after the stem), and for a spec of the form P(/.*)? or P/.* the
+match function of P (None otherwise): it matches every path below one that P matches."""
 
 LabelScan = collections.namedtuple("LabelScan", ["checked", "wrong", "samples", "reason"])
 LabelScan.__doc__ = """The labels of a tree against the policy: how many paths were compared, the
@@ -708,9 +709,24 @@ def root_labels(root, policy):
             return None, "the rule %s is a regular expression this module does not evaluate" % rule.target
         stem = spec_stem(rule.target)
         data = _bytes(rule.target)
+        rest = data[len(stem):] if stem is not None else data
         specs.append(LookupSpec(index, rule, policy.heads[index], stem, FTYPE_MODES.get(rule.ftype, 0),
-                                _matcher(data[len(stem):] if stem is not None else data)))
+                                _matcher(rest), _parent_matcher(rest)))
     return specs, None
+
+
+def _parent_matcher(data):
+    """For a spec P(/.*)? or P/.*: the match function of P, which then matches each path below a
+    path P matches. None for any other spec."""
+    if _top_level_alternation(data):
+        return None
+    for suffix in (b"(/.*)?", b"/.*"):
+        if data.endswith(suffix) and not _top_level_alternation(data[:-len(suffix)]):
+            try:
+                return re.compile(b"(?:" + data[:-len(suffix)] + b")", re.DOTALL).fullmatch
+            except re.error:
+                return None
+    return None
 
 
 def lookup(specs, path, mode):
@@ -742,12 +758,12 @@ def read_label(path):
 
 
 def _file_type(entry):
-    if entry.is_symlink():
-        return stat.S_IFLNK
-    if entry.is_dir(follow_symlinks=False):
-        return stat.S_IFDIR
     if entry.is_file(follow_symlinks=False):
         return stat.S_IFREG
+    if entry.is_dir(follow_symlinks=False):
+        return stat.S_IFDIR
+    if entry.is_symlink():
+        return stat.S_IFLNK
     return stat.S_IFMT(entry.stat(follow_symlinks=False).st_mode)
 
 
@@ -756,6 +772,34 @@ def specs_below(specs, directory):
     agrees with the directory's path."""
     prefix = directory + b"/"
     return [spec for spec in specs if prefix.startswith(spec.head) or spec.head.startswith(prefix)]
+
+
+def _decides_below(spec, directory):
+    """Whether `spec` matches every path directly in `directory` (whatever its file type)."""
+    if spec.parent is None or spec.mode:
+        return False
+    ancestor = directory
+    while ancestor:
+        if spec.stem is None:
+            if spec.parent(ancestor):
+                return True
+        # The paths below the ancestor must have the spec's stem as theirs.
+        elif (ancestor == spec.stem or ancestor.startswith(spec.stem + b"/")) and spec.parent(
+                ancestor[len(spec.stem):]):
+            return True
+        ancestor = ancestor.rpartition(b"/")[0]
+    return False
+
+
+def entry_specs(specs, directory):
+    """(specs to try, spec that decides the rest) for the paths directly in `directory`: the
+    specs that can match there up to the first one that matches every path there, which decides
+    each path none of the earlier ones matches (None when no spec matches all)."""
+    below = specs_below(specs, directory)
+    for position, spec in enumerate(below):
+        if _decides_below(spec, directory):
+            return below[:position], spec
+    return below, None
 
 
 def scan_labels(root, specs):
@@ -770,11 +814,12 @@ def scan_labels(root, specs):
     root_b = _bytes(root)
     state = {"checked": 0}
     wrong, samples = [], collections.OrderedDict()
+    wanted = dict((spec.index, _bytes(spec.rule.context)) for spec in specs)
 
     def give_up(reason):
         return LabelScan(state["checked"], wrong, samples, reason)
 
-    def compare(path, mode, candidates):
+    def compare(path, mode, candidates, decider=None):
         """None, or why the path cannot be compared."""
         try:
             label = read_label(path)
@@ -782,12 +827,14 @@ def scan_labels(root, specs):
             if exc.errno == errno.ENOENT:
                 return None
             return "%s has no SELinux label to compare (%s)" % (_text(path), exc.strerror)
-        spec = lookup(candidates, path, mode)
+        spec = lookup(candidates, path, mode) or decider
         if spec is None:
             return "no rule decides the context of %s" % _text(path)
         state["checked"] += 1
-        samples.setdefault((spec.index, mode), (path, spec.rule.context))
-        if spec.rule.context != NO_CONTEXT and label != _bytes(spec.rule.context):
+        key = (spec.index, mode)
+        if key not in samples:
+            samples[key] = (path, spec.rule.context)
+        if label != wanted[spec.index] and spec.rule.context != NO_CONTEXT:
             wrong.append((path, mode))
         return None
 
@@ -803,7 +850,7 @@ def scan_labels(root, specs):
     directories = [root_b] if stat.S_ISDIR(top.st_mode) else []
     while directories:
         directory = directories.pop()
-        candidates = specs_below(specs, directory)
+        candidates, decider = entry_specs(specs, directory)
         try:
             with os.scandir(directory) as listing:
                 entries = list(listing)
@@ -824,7 +871,7 @@ def scan_labels(root, specs):
                 return give_up("%s: %s" % (_text(entry.path), exc.strerror))
             if mode == stat.S_IFDIR:
                 directories.append(entry.path)
-            reason = compare(entry.path, mode, candidates)
+            reason = compare(entry.path, mode, candidates, decider)
             if reason:
                 return give_up(reason)
     return LabelScan(state["checked"], wrong, samples, None)

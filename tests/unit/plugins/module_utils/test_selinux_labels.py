@@ -127,6 +127,22 @@ def test_the_few_rules_kept_for_a_root_decide_as_the_whole_policy(root):
         assert (spec.rule.context if spec else None) == model_context(root + path, mode), (root + path, mode)
 
 
+@pytest.mark.parametrize("root", ROOTS)
+def test_the_rules_tried_for_the_entries_of_a_directory_decide_as_the_whole_policy(root):
+    """The walk tries, for each directory, the specs up to the first one matching every entry there."""
+    specs, _reason = sel.root_labels(root, POLICY)
+    deciders = 0
+    for path, mode in BELOW:
+        if not path:
+            continue
+        full = (root + path).encode("utf-8")
+        first, decider = sel.entry_specs(specs, full.rpartition(b"/")[0])
+        deciders += decider is not None
+        spec = sel.lookup(first, full, mode) or decider
+        assert (spec.rule.context if spec else None) == model_context(root + path, mode), (root + path, mode)
+    assert deciders > len(BELOW) // 2
+
+
 def test_what_the_rules_give_below_the_stock_tree():
     specs, _reason = sel.root_labels("/usr/lib/cgi-bin", POLICY)
 
@@ -230,8 +246,8 @@ def test_stems_as_libselinux_takes_them():
     assert sel.spec_stem("/usr/lib(/.*)?") == b"/usr"
     assert sel.spec_stem("/srv(/.*)?") is None and sel.spec_stem("/.*") is None and sel.spec_stem("/a?b/c") is None
     # A spec with a stem is never tried for a path without one (a top-level path).
-    specs, _reason = sel.root_labels("/srv", sel.policy_rules([local(("/srv/?", "a", "system_u:object_r:etc_t:s0"),
-                                                                      ("/s.*", "a", "system_u:object_r:var_t:s0"))]))
+    rules = local(("/srv/?", "a", "system_u:object_r:etc_t:s0"), ("/s.*", "a", "system_u:object_r:var_t:s0"))
+    specs, _reason = sel.root_labels("/srv", sel.policy_rules([rules]))
     assert sel.lookup(specs, b"/srv", DIR).rule.setype == "var_t"
 
 
