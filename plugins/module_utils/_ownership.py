@@ -318,7 +318,7 @@ class _Walk:
                         if st.st_uid == uid and st.st_gid == gid:
                             continue
                     else:
-                        if st_mode & _S_IFMT == _S_IFREG and entry.name.endswith(".pyc"):
+                        if current != pyc_mode and st_mode & _S_IFMT == _S_IFREG and entry.name.endswith(".pyc"):
                             # Only the .pyc files of caches get a mode; everything else keeps its own.
                             mode = pyc_mode
                         if st.st_uid == uid and st.st_gid == gid and current == mode:
