@@ -467,6 +467,13 @@ def missing_message(missing, family):
 # security.selinux attribute, one getxattr a path) and hands setfiles only the paths that
 # differ. Whatever cannot be decided with confidence makes the caller relabel the whole roots
 # with setfiles as before; `scan_labels()` and `root_labels()` say why.
+#
+# Asking matchpathcon for a few representative paths and accepting every label equal to one of
+# its answers would not do: below /usr/lib/cgi-bin the policy gives nagios/ a type of its own, so
+# a file there labeled by hand with the tree's type carries a representative answer and is wrong.
+# Each path is decided by the rules themselves; matchpathcon then confirms one path for every rule
+# that decided one (its answer for that rule must be the same), and setfiles must relabel exactly
+# the paths found to differ.
 
 XATTR = "security.selinux"
 NO_CONTEXT = "<<none>>"
