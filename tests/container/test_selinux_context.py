@@ -112,6 +112,7 @@ def test_five_roots_in_one_transaction_check_mode_first_then_idempotent(host):
     again = host.run_module("selinux_context", {"path": roots})
     assert not again["failed"], again
     assert (again["changed"], again["rules_added"], again["relabeled_count"]) == (False, [], 0), again
+    assert (again["relabel_method"], again["relabel_checked"]) == ("compared", 40), again
     assert commits(host) == before_commits + 1
 
     # setfiles -F: a customizable type (public_content_t on Debian) is reset as well.
@@ -120,6 +121,7 @@ def test_five_roots_in_one_transaction_check_mode_first_then_idempotent(host):
     reset = host.run_module("selinux_context", {"path": roots})
     assert not reset["failed"], reset
     assert (reset["changed"], reset["relabeled"], reset["rules_added"]) == (True, [stray], []), reset
+    assert reset["relabel_method"] == "compared", reset
     assert on_disk(host, [stray]) == {stray: SCRIPT}
 
 
