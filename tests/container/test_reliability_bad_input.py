@@ -8,13 +8,10 @@ are byte-identical afterwards (except the caches of the good files where the con
 """
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 
 import pytest
 
-from harness.podman import Container, podman_available, podman_env
+from harness.podman import Container, podman_available
 
 MAIN_CONFIG = "/etc/apache2/apache2.conf"
 
@@ -58,24 +55,6 @@ class Host(Container):
     def policy(self):
         return self.exec("semanage", "fcontext", "-l", "-C").stdout
 
-    def run_module_as(self, user, module, args):
-        """Runs pycgi.hosting.<module> in the container as ``user`` (podman exec --user)."""
-        with tempfile.TemporaryDirectory() as tree:
-            cmd = [os.path.join(os.path.dirname(shutil.which("ansible") or "ansible"), "ansible"),
-                   "all", "-i", "%s," % self.name, "-c", "containers.podman.podman", "-u", user,
-                   "-e", "ansible_python_interpreter=/usr/bin/python3",
-                   "-e", "ansible_remote_tmp=/tmp/.ansible-%s" % user,
-                   "-m", "pycgi.hosting." + module, "-a", json.dumps(args), "--tree", tree]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=podman_env(), timeout=600, check=False)
-            result_file = os.path.join(tree, self.name)
-            if not os.path.exists(result_file):
-                raise RuntimeError("ansible gave no result (rc=%d):\n%s\n%s"
-                                   % (proc.returncode, proc.stdout, proc.stderr))
-            with open(result_file) as handle:
-                result = json.load(handle)
-        result.setdefault("failed", proc.returncode != 0)
-        return result
-
 
 @pytest.fixture(scope="module")
 def host():
@@ -108,7 +87,7 @@ def test_unreadable_source_and_directory_are_named_when_run_as_a_deploy_user(hos
     host.exec("chmod", "700", root + "/private")
     before = host.state(root)
 
-    result = host.run_module_as("www-data", "precompile", {"path": root})
+    result = host.run_module("precompile", {"path": root}, user="www-data")
     assert result["failed"] is True, result
     errors = {e["path"]: e["msg"] for e in result["errors"]}
     assert sorted(errors) == [root + "/lonely/secret2.py", root + "/pkg/secret.py", root + "/private"], errors

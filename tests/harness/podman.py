@@ -143,14 +143,14 @@ class Container:
         body, _sep, status = proc.stdout.rpartition("\n")
         return int(status or 0), body
 
-    def run_module(self, module, args=None, check_mode=False, diff=False):
+    def run_module(self, module, args=None, check_mode=False, diff=False, user=None):
         """Runs pycgi.hosting.<module> (or any FQCN) in this container through Ansible (`ansible`,
-        ad hoc).
+        ad hoc), as root or as `user` (podman exec --user).
 
         Returns the module's result dict, `diff` included when the module returned one, with
         `failed` set when it failed. Raises ModuleSkipped when Ansible skipped the module."""
         fqcn = module if "." in module else "pycgi.hosting." + module
-        run = self._ansible(["ansible", "all", "-m", fqcn, "-a", json.dumps(args or {})], check_mode, diff)
+        run = self._ansible(["ansible", "all", "-m", fqcn, "-a", json.dumps(args or {})], check_mode, diff, user)
         if run.result is None:
             raise RuntimeError("ansible gave no result (rc=%d):\n%s" % (run.rc, run.output))
         if run.result.get("skipped"):
@@ -166,20 +166,24 @@ class Container:
         recap (None when the play did not get that far)."""
         return self._ansible(["ansible-playbook", "-e", json.dumps(extra_vars), "site.yml"], check_mode)
 
-    def _ansible(self, argv, check_mode=False, diff=False):
+    def _ansible(self, argv, check_mode=False, diff=False, user=None):
         """Runs an Ansible command line (its inventory left out) from the repository root against
-        this container alone, through the podman connection; returns an AnsibleRun."""
+        this container alone, through the podman connection, as root or as `user`; returns an
+        AnsibleRun."""
+        host = {
+            "ansible_connection": "containers.podman.podman",
+            "ansible_python_interpreter": "/usr/bin/python3",
+            # podman exec already runs as root; the image has no sudo.
+            "ansible_become": False,
+            # Fewer round trips per task through podman exec.
+            "ansible_pipelining": True,
+        }
+        if user:
+            host.update({"ansible_user": user, "ansible_remote_tmp": "/tmp/.ansible-%s" % user})
         with tempfile.TemporaryDirectory() as workdir:
             inventory = os.path.join(workdir, "inventory.json")
             with open(inventory, "w") as handle:
-                json.dump({"webservers": {"hosts": {self.name: {
-                    "ansible_connection": "containers.podman.podman",
-                    "ansible_python_interpreter": "/usr/bin/python3",
-                    # podman exec already runs as root; the image has no sudo.
-                    "ansible_become": False,
-                    # Fewer round trips per task through podman exec.
-                    "ansible_pipelining": True,
-                }}}}, handle)
+                json.dump({"webservers": {"hosts": {self.name: host}}}, handle)
             results_file = os.path.join(workdir, "results.json")
             env = podman_env()
             env.update({
