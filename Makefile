@@ -110,3 +110,5 @@ test: deps unit playbook-tests sanity lint container-tests molecule ## Every tes
 bench: deps ## Benchmarks B0-B6 (about 15 min; BENCH_ARGS=--quick for fewer runs): benchmarks/results/
 	$(BIN)/python -m pip install --quiet -r requirements/bench.txt
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/compare.py benchmarks/results/baseline.json benchmarks/results/latest.json \
+		--title "Before and after the fixes of the profiled misses" --out benchmarks/results/before-after.md

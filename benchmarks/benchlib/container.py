@@ -384,7 +384,9 @@ def b6_site(ctx, synthetic_tree):
             container.name: {"ansible_connection": "containers.podman.podman",
                              "ansible_python_interpreter": PYTHON,
                              # podman exec is root already; the image has no sudo.
-                             "ansible_become": False}}}})
+                             "ansible_become": False,
+                             # Ansible's default, whatever the project's ansible.cfg says.
+                             "ansible_pipelining": False}}}})
         # The same host with pipelining (one connection call per module instead of four
         # with the podman connection): how most sites run Ansible over SSH.
         piped = write_yaml(os.path.join(ctx.workdir, "b6-inventory-pipelining.yml"), {"webservers": {"hosts": {
