@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Before and after: the ratios and medians two `make bench` runs have in common.
 
     python benchmarks/compare.py BEFORE.json AFTER.json [--title TEXT] [--out FILE.md]
