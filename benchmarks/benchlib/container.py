@@ -380,20 +380,18 @@ def b6_site(ctx, synthetic_tree):
     container = start_container()
     try:
         _copy_tree(ctx, container, tree, CGI_ROOT)
-        inventory = write_yaml(os.path.join(ctx.workdir, "b6-inventory.yml"), {"webservers": {"hosts": {
-            container.name: {"ansible_connection": "containers.podman.podman",
-                             "ansible_python_interpreter": PYTHON,
-                             # podman exec is root already; the image has no sudo.
-                             "ansible_become": False,
-                             # Ansible's default, whatever the project's ansible.cfg says.
-                             "ansible_pipelining": False}}}})
+        host = {"ansible_connection": "containers.podman.podman",
+                "ansible_python_interpreter": PYTHON,
+                # podman exec is root already; the image has no sudo.
+                "ansible_become": False,
+                # Ansible's default, whatever the project's ansible.cfg says.
+                "ansible_pipelining": False}
+        inventory = write_yaml(os.path.join(ctx.workdir, "b6-inventory.yml"),
+                               {"webservers": {"hosts": {container.name: host}}})
         # The same host with pipelining (one connection call per module instead of four
         # with the podman connection): how most sites run Ansible over SSH.
-        piped = write_yaml(os.path.join(ctx.workdir, "b6-inventory-pipelining.yml"), {"webservers": {"hosts": {
-            container.name: {"ansible_connection": "containers.podman.podman",
-                             "ansible_python_interpreter": PYTHON,
-                             "ansible_become": False,
-                             "ansible_pipelining": True}}}})
+        piped = write_yaml(os.path.join(ctx.workdir, "b6-inventory-pipelining.yml"),
+                           {"webservers": {"hosts": {container.name: dict(host, ansible_pipelining=True)}}})
         variables = write_yaml(os.path.join(ctx.workdir, "b6-vars.yml"), {
             "pycgi_ownership_scope": "tree",
             "pycgi_smoke_urls": [{"url": "http://localhost/cgi-bin/hello.py",
