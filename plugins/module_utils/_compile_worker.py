@@ -87,7 +87,26 @@ def probe():
         "hash_pyc": HASH_PYC,
         "pycache_prefix": hasattr(sys, "pycache_prefix"),
         "cpus": cpu_count(),
+        "module_dirs": module_dirs(),
     }
+
+
+def module_dirs():
+    """Where this interpreter finds its own modules when it runs a script: the standard
+    library and the site-packages directories, as a script run without -S has them on
+    sys.path. Worked out without running site's .pth files (this program runs with -S)."""
+    import site
+    import sysconfig
+    paths = sysconfig.get_paths()
+    found = [paths.get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")]
+    getsitepackages = getattr(site, "getsitepackages", None)
+    if getsitepackages is not None:
+        found.extend(getsitepackages())
+    unique = []
+    for path in found:
+        if path and path not in unique:
+            unique.append(path)
+    return unique
 
 
 def pyc_name(source_name, level):

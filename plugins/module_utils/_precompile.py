@@ -368,26 +368,106 @@ def _check_prefix(path, pycache_prefix):
                               % (pycache_prefix, path))
 
 
+def _within(path, top):
+    return path == top or path.startswith(os.path.join(top, ""))
+
+
+def module_dirs(probe, root, pycache_prefix):
+    """The directories of an interpreter's own modules (standard library, site-packages) to
+    precompile into ``pycache_prefix``: those that exist, outside the tree and the prefix
+    (and holding neither), a directory inside another listed one left to that one."""
+    found = sorted({os.path.normpath(path) for path in probe.get("module_dirs") or ()
+                    if isinstance(path, str) and os.path.isabs(path)}, key=lambda path: (len(path), path))
+    kept = []
+    for path in found:
+        if any(_within(path, top) or _within(top, path) for top in (root, pycache_prefix)):
+            continue
+        if any(_within(path, top) for top in kept) or not os.path.isdir(path):
+            continue
+        kept.append(path)
+    return kept
+
+
+def _walk_module_dirs(chosen, root, pycache_prefix):
+    """``{interpreter path: [Tree]}``: the walked module directories of each interpreter
+    (each directory walked once, whatever number of interpreters share it)."""
+    walked, per_interpreter = {}, {}
+    for interp, _worker in chosen:
+        trees = []
+        for path in module_dirs(interp.probe, root, pycache_prefix):
+            if path not in walked:
+                walked[path] = walk(path, py_scripts=False)
+            trees.append(walked[path])
+        per_interpreter[interp.path] = trees
+    return per_interpreter
+
+
 def _error_order(item):
     (path, line, msg), _used = item
     return path, line or 0, msg
 
 
+def _split_module_results(result, interp, trees, reports):
+    """Takes the interpreter's own modules out of a compile program's ``result`` (returned
+    without them) and appends their summary to ``reports``. Their problems are counted, never
+    errors of the task: a distribution's modules are not the tree's to fix."""
+    dirs = {directory for module_tree in trees for directory, _names in module_tree.sources}
+
+    def mine(source):
+        return os.path.dirname(source) in dirs
+
+    report = {"interpreter": interp.path, "dirs": [module_tree.root for module_tree in trees],
+              "sources": sum(len(names) for module_tree in trees for _d, names in module_tree.sources),
+              "fresh": 0, "compiled": 0, "errors": 0, "failed": []}
+    wanting, failed = set(), []
+    kept = dict(result, pycs=[], errors=[], executables=[e for e in result["executables"] if not mine(e)],
+                failed_dirs=[d for d in result["failed_dirs"] if d not in dirs])
+    compiled = set()
+    for item in result["pycs"]:
+        if mine(item[0]):
+            wanting.add(item[0])
+            if item[3]:
+                compiled.add(item[0])
+        else:
+            kept["pycs"].append(item)
+    for item in result["errors"]:
+        if mine(item[0]) or item[0] in dirs:
+            wanting.add(item[0])
+            failed.append(item[0])
+        else:
+            kept["errors"].append(item)
+    failed_dirs = {d for d in result["failed_dirs"] if d in dirs}
+    for module_tree in trees:
+        for directory, names in module_tree.sources:
+            if directory not in failed_dirs:
+                head = os.path.join(directory, "")
+                report["fresh"] += sum(1 for name in names if head + name not in wanting)
+    report["compiled"] = len(compiled)
+    report["errors"] = len(set(failed))
+    report["failed"] = sorted(set(failed))[:10]
+    reports.append(report)
+    return kept
+
+
 def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=(0,),
                workers=0, exclude=(), prune=True, check_mode=False, diff=False,
-               search_path=None, pycache_prefix=None):
+               search_path=None, pycache_prefix=None, interpreter_modules=False):
     """Brings the bytecode caches of the tree at ``path`` up to date.
 
     Arguments are the module's options; ``check_mode`` computes the same answer and writes
     nothing; ``diff`` adds a before/after of the cache state; ``search_path`` is the PATH
     used for ``#!/usr/bin/env python3`` (default: this process's); ``pycache_prefix``
     writes the caches where Python 3.8+ reads them under PYTHONPYCACHEPREFIX instead of into
-    ``__pycache__`` directories.
+    ``__pycache__`` directories; ``interpreter_modules`` (with ``pycache_prefix`` only) also
+    writes there the caches of each interpreter's standard library and site-packages, which
+    Python looks for in the prefix too once PYTHONPYCACHEPREFIX is set.
 
     Returns a dict: ``changed``, ``compiled`` (sources), ``pruned`` (paths), ``errors``
     ([{path, line, msg, interpreters}]), ``interpreters`` ([{path, version, cache_tag}]),
     ``entry_scripts`` (paths), ``symlinks_skipped`` (paths), ``stats`` (sources, fresh,
-    compiled, pruned, errors), ``warnings`` (strings), and ``diff`` when asked for.
+    compiled, pruned, errors), ``interpreter_modules`` ([{interpreter, dirs, sources, fresh,
+    compiled, errors, failed}], empty unless asked for), ``warnings`` (strings), and ``diff``
+    when asked for.
     Per-file problems land in ``errors``; PrecompileError means nothing was done.
     """
     if invalidation_mode not in INVALIDATION_MODES:
@@ -406,6 +486,9 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
     if pycache_prefix:
         _check_prefix(path, pycache_prefix)
         pycache_prefix = os.path.normpath(pycache_prefix)
+    elif interpreter_modules:
+        raise PrecompileError("interpreter_modules needs pycache_prefix: without a prefix each"
+                              " interpreter reads its own modules' caches from beside them")
 
     if interpreters:
         # Listed: the interpreters start while the tree is walked, and their programs stat
@@ -420,23 +503,38 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
         tree = walk(path, exclude)
         started = launch(interpreter_requests(tree, search_path=search_path))
     chosen = check_interpreters(started, invalidation_mode, pycache_prefix)
-    job = json.dumps({
-        "dirs": tree.sources,
-        "invalidation_mode": invalidation_mode,
-        "optimize": levels,
-        "check": bool(check_mode),
-        "workers": workers,
-        "pycache_prefix": pycache_prefix or None,
-    }).encode("ascii")
+    module_trees = {}
+    if interpreter_modules:
+        try:
+            module_trees = _walk_module_dirs(chosen, tree.root, pycache_prefix)
+        except BaseException:
+            stop(worker for _interp, worker in chosen)
+            raise
+
+    def job_for(interp):
+        dirs = list(tree.sources)
+        for module_tree in module_trees.get(interp.path, ()):
+            dirs.extend(module_tree.sources)
+        return json.dumps({
+            "dirs": dirs,
+            "invalidation_mode": invalidation_mode,
+            "optimize": levels,
+            "check": bool(check_mode),
+            "workers": workers,
+            "pycache_prefix": pycache_prefix or None,
+        }).encode("ascii")
 
     errors = {}
     for err_path, message in tree.errors:
         errors[(err_path, None, message)] = []
     compiled, not_fresh, changes, failed_dirs = set(), set(), [], set()
+    modules_report = []
     try:
         for index, (interp, worker) in enumerate(chosen):
-            result = worker.run(job)
+            result = worker.run(job_for(interp))
             chosen[index] = (interp, None)
+            if module_trees:
+                result = _split_module_results(result, interp, module_trees.get(interp.path, ()), modules_report)
             if index == 0 and interpreters:
                 tree = tree._replace(entry_scripts=sorted(
                     tree.entry_scripts + entry_scripts(result["executables"])))
@@ -459,7 +557,7 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
     total, fresh = _count_fresh(tree, not_fresh, failed_dirs)
 
     result = {
-        "changed": bool(compiled or pruned),
+        "changed": bool(compiled or pruned or any(report["compiled"] for report in modules_report)),
         "compiled": sorted(compiled),
         "pruned": sorted(pruned),
         "errors": [{"path": p, "line": line, "msg": msg, "interpreters": used}
@@ -470,10 +568,17 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
         "symlinks_skipped": tree.symlinks,
         "stats": {"sources": total, "fresh": fresh, "compiled": len(compiled),
                   "pruned": len(pruned), "errors": len(errors)},
+        "interpreter_modules": modules_report,
         "warnings": optimize_warnings(tree, levels),
     }
     if diff:
         changes.sort()
+        for report in modules_report:
+            if report["compiled"] or report["errors"]:
+                changes.append(("%s (caches of the own modules of %s, %d sources)" % (
+                    pycache_prefix, report["interpreter"], report["sources"]),
+                    "%d missing or stale" % (report["sources"] - report["fresh"]),
+                    "%d current, %d not compiled" % (report["sources"] - report["errors"], report["errors"])))
         result["diff"] = {
             "before_header": "%s (bytecode caches)" % tree.root,
             "after_header": "%s (bytecode caches)" % tree.root,

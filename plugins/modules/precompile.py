@@ -102,6 +102,21 @@ options:
       - Must be an absolute path outside O(path); missing directories are created (mode 0755).
         An interpreter older than Python 3.8 is an error that names it, raised before anything
         is written.
+  interpreter_modules:
+    description:
+      - With O(pycache_prefix), also write into the prefix the caches of each interpreter's own
+        modules, its standard library and site-packages directories (as C(sysconfig) and
+        C(site.getsitepackages()) name them). Once C(PYTHONPYCACHEPREFIX) is set, Python looks
+        for those caches in the prefix as well, so without them the first requests compile the
+        standard library modules they import and the web server user writes their caches.
+      - The first run compiles a few thousand files once; a re-run only compares their headers.
+        A module of the interpreter that does not compile is counted in
+        RV(interpreter_modules[].errors), never an error of the task, and its source is never
+        touched. Nothing is pruned there.
+      - Directories inside O(path) or the prefix are left out. Without O(pycache_prefix) this is
+        an error.
+    type: bool
+    default: false
   on_error:
     description:
       - What a source that cannot be compiled (a syntax error, an undecodable or unreadable file)
@@ -146,6 +161,12 @@ EXAMPLES = r"""
   pycgi.hosting.precompile:
     path: /var/www/cgi-bin
     pycache_prefix: /var/cache/pycgi
+
+- name: The same, with the standard library's caches in the prefix too
+  pycgi.hosting.precompile:
+    path: /var/www/cgi-bin
+    pycache_prefix: /var/cache/pycgi
+    interpreter_modules: true
 
 - name: Report what would change, with the state of each cache
   pycgi.hosting.precompile:
@@ -228,6 +249,44 @@ symlinks_skipped:
   type: list
   elements: str
   sample: [/var/www/cgi-bin/shared]
+interpreter_modules:
+  description:
+    - With O(interpreter_modules), per interpreter, its own modules' caches in the prefix.
+  returned: always (an empty list unless O(interpreter_modules) is set)
+  type: list
+  elements: dict
+  contains:
+    interpreter:
+      description: The interpreter.
+      type: str
+    dirs:
+      description: Its module directories that were compiled.
+      type: list
+      elements: str
+    sources:
+      description: Python sources in those directories.
+      type: int
+    fresh:
+      description: Sources whose caches were all current.
+      type: int
+    compiled:
+      description: Sources compiled by this run (or, in check mode, that would be).
+      type: int
+    errors:
+      description: Sources that do not compile with this interpreter, or whose cache cannot be written.
+      type: int
+    failed:
+      description: The first ten of those sources.
+      type: list
+      elements: str
+  sample:
+    - interpreter: /usr/bin/python3
+      dirs: [/usr/lib/python3.11, /usr/lib/python3/dist-packages]
+      sources: 1282
+      fresh: 1282
+      compiled: 0
+      errors: 0
+      failed: []
 stats:
   description: Counts.
   returned: always
@@ -279,6 +338,7 @@ def main():
             prune=dict(type="bool", default=True),
             on_error=dict(type="str", default="fail", choices=["fail", "warn"]),
             pycache_prefix=dict(type="path"),
+            interpreter_modules=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -295,6 +355,7 @@ def main():
             check_mode=module.check_mode,
             diff=module._diff,
             pycache_prefix=params["pycache_prefix"],
+            interpreter_modules=params["interpreter_modules"],
         )
     except PrecompileError as exc:
         module.fail_json(msg=str(exc))
