@@ -368,8 +368,9 @@ def _check_prefix(path, pycache_prefix):
                               % (pycache_prefix, path))
 
 
-def _within(path, top):
-    return path == top or path.startswith(os.path.join(top, ""))
+def _within(inner, outer):
+    """Whether ``inner`` is ``outer`` or below it (normalized absolute paths)."""
+    return inner == outer or inner.startswith(os.path.join(outer, ""))
 
 
 def module_dirs(probe, root, pycache_prefix):
@@ -380,9 +381,9 @@ def module_dirs(probe, root, pycache_prefix):
                     if isinstance(path, str) and os.path.isabs(path)}, key=lambda path: (len(path), path))
     kept = []
     for path in found:
-        if any(_within(path, top) or _within(top, path) for top in (root, pycache_prefix)):
+        if any(_within(path, other) or _within(other, path) for other in (root, pycache_prefix)):
             continue
-        if any(_within(path, top) for top in kept) or not os.path.isdir(path):
+        if any(_within(path, outer) for outer in kept) or not os.path.isdir(path):
             continue
         kept.append(path)
     return kept
