@@ -10,7 +10,7 @@ interpreters as ``precompile`` does, and starts under each of them one process t
 ``.pyc`` headers with the compile program's own freshness check (``_compile_worker.plan``),
 without compiling anything. The rest is read in this process: orphans and foreign cache tags
 (``_precompile.prune_candidates``), entry scripts and their sizes, what the web server user's
-permission bits allow, SELinux labels against the policy (``matchpathcon``), and the Apache
+permission bits allow, SELinux labels against the policy (its rules, or ``matchpathcon``), and the Apache
 block (``_apache``). Nothing on the host is changed.
 """
 
@@ -50,16 +50,27 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._precompile import (
 from ansible_collections.pycgi.hosting.plugins.module_utils._pytree import PYCACHE, parse_pyc_name, walk
 from ansible_collections.pycgi.hosting.plugins.module_utils._selinux import (
     context_type,
+    entry_specs,
+    lookup,
+    parse_file_contexts,
     parse_key_values,
     parse_matchpathcon,
+    parse_subs,
+    path_bytes,
+    path_text,
+    policy_rules,
     probes,
+    read_label,
+    root_labels,
+    scan_labels,
     selinux_status,
 )
 
 CACHE_MODES = ("writable", "readonly", "prefix")
 LIST_LIMIT = 50
-# Paths whose labels are compared with the policy: every directory, then files evenly spread.
-# matchpathcon costs about 30 ms a call plus 40 us a path.
+# Paths whose labels are compared with the policy when the contexts cannot be decided from the
+# policy's rules here: every directory, then files evenly spread. matchpathcon costs about 30 ms
+# a call plus 40 us a path.
 SELINUX_SAMPLE = 2000
 MATCHPATHCON_BATCH = 2000
 SELINUX_CONFIG = "/etc/selinux/config"
@@ -448,24 +459,130 @@ def policy_labels(matchpathcon, run, paths, mode=None):
     return found
 
 
+def file_contexts_path(policy):
+    return "/etc/selinux/%s/contexts/files/file_contexts" % policy
+
+
+def label_scan(root, policy, read_text):
+    """``(scan, specs, None)``: every label at and below ``root`` compared with the context the
+    policy's rules give it (``_selinux.root_labels`` and ``scan_labels``, as selinux_context
+    does before a relabel); or ``(None, None, reason)`` when the contexts there cannot be
+    decided here."""
+    base = file_contexts_path(policy)
+    text = read_text(base)
+    if text is None:
+        return None, None, "cannot read %s" % base
+    rule_lists = [parse_file_contexts(text)] + [parse_file_contexts(read_text(base + suffix) or "")
+                                                for suffix in (".homedirs", ".local")]
+    subs = parse_subs("\n".join(read_text(base + suffix) or "" for suffix in (".subs_dist", ".subs")))
+    specs, reason = root_labels(root, policy_rules(rule_lists, subs))
+    if reason:
+        return None, None, reason
+    scan = scan_labels(root, specs)
+    if scan.reason:
+        return None, None, scan.reason
+    return scan, specs, None
+
+
+def wanted_context(specs, root, path, mode):
+    """The context the rules give ``path`` (bytes, file type ``mode``) at or below ``root``
+    (bytes), as scan_labels decided it."""
+    if path == root:
+        spec = lookup(specs, path, mode)
+    else:
+        candidates, decider = entry_specs(specs, path.rpartition(b"/")[0])
+        spec = lookup(candidates, path, mode) or decider
+    return spec.rule.context if spec is not None else None
+
+
+def _scan_findings(scan, specs, root):
+    """``(mismatched, unlabeled)`` of a label scan, by type as the sampled check judges:
+    ``[{path, type, expected}]`` and ``[path]``. A label that differs in its user, role or
+    range only is no finding."""
+    mismatched, unlabeled = [], []
+    for path, mode in scan.wrong:
+        try:
+            label = read_label(path)
+        except OSError:
+            continue
+        if label is None:
+            unlabeled.append(path_text(path))
+            continue
+        actual = context_type(path_text(label))
+        wanted = context_type(wanted_context(specs, path_bytes(root), path, mode))
+        if actual != wanted:
+            mismatched.append({"path": path_text(path), "type": actual, "expected": wanted})
+    return sorted(mismatched, key=lambda item: item["path"]), sorted(unlabeled)
+
+
+def _cache_types(tree):
+    """How many cache paths (the __pycache__ directories and their files) have each type on disk."""
+    found = collections.Counter()
+    for cache_dir, names in tree.pycache:
+        for path in [cache_dir] + [os.path.join(cache_dir, name) for name in names]:
+            try:
+                found[context_type(disk_label(path)) or "unlabeled"] += 1
+            except OSError:
+                continue
+    return found
+
+
 def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAMPLE):
-    """Labels on disk against the policy's, for a sample of the tree, and the types of the
-    root and its caches. ``run(argv)`` returns ``(rc, stdout, stderr)``."""
+    """Labels on disk against the policy's, and the types of the root and its caches.
+    ``run(argv)`` returns ``(rc, stdout, stderr)``.
+
+    Every label at and below the root is compared with the context the policy's rules give it,
+    and one ``matchpathcon`` run confirms the rule that decided each kind of path (the same run
+    answers for the root and its cache). Where the rules cannot be evaluated here, or
+    matchpathcon disagrees, a sample of the tree is compared with matchpathcon's answers."""
     if not matchpathcon:
         return {"available": False, "reason": "matchpathcon not found (package selinux-utils on Debian, "
                                               "libselinux-utils on RedHat)"}
     policy = selinux_policy(read_text)
     if policy is None:
         return {"available": False, "reason": "no SELinux policy installed (SELINUXTYPE in %s)" % SELINUX_CONFIG}
+    scan, specs, method_reason = label_scan(tree.root, policy, read_text)
     paths, total = sample_paths(tree, sample)
-    expected = policy_labels(matchpathcon, run, paths)
     cache_probes = [probe.path for probe in probes(tree.root) if probe.kind == "cache" and probe.mode == "dir"]
+    if scan:
+        # matchpathcon for the root, its cache and one path of each rule that decided a path.
+        confirm = [(path_text(path), path_text(context)) for path, context in scan.samples.values()]
+        asked = [tree.root] + ([cache_probes[0]] if os.path.isdir(cache_probes[0]) else [])
+        asked += [path for path, _context in confirm]
+        expected = policy_labels(matchpathcon, run, list(collections.OrderedDict.fromkeys(asked)))
+        for path, context in confirm:
+            if context_type(expected.get(path)) != context_type(context):
+                scan, method_reason = None, "matchpathcon gives %s the type %s, not %s" % (
+                    path, context_type(expected.get(path)), context_type(context))
+                expected.update(policy_labels(matchpathcon, run, [p for p in paths if p not in expected]))
+                break
+    else:
+        expected = policy_labels(matchpathcon, run, paths)
     if cache_probes[0] in expected and os.path.isdir(cache_probes[0]):
-        # The root's own __pycache__ exists and was in the sample: the policy's answer for it
-        # is already known (one matchpathcon run fewer, each loads the whole policy).
+        # The root's own __pycache__ exists and was asked about: the policy's answer for it is
+        # already known (one matchpathcon run fewer, each loads the whole policy).
         probe_labels = {cache_probes[0]: expected[cache_probes[0]]}
     else:
         probe_labels = policy_labels(matchpathcon, run, cache_probes, mode="dir")
+    method = {"method": "every_path"} if scan else {"method": "sample", "method_reason": method_reason}
+    if scan:
+        mismatched, unlabeled = _scan_findings(scan, specs, tree.root)
+        try:
+            root_type = context_type(disk_label(tree.root))
+        except OSError:
+            root_type = None
+        return dict({
+            "available": True,
+            "status": selinux_status(read_text(ENFORCE_FILE)),
+            "policy": policy,
+            "root": {"path": tree.root, "type": root_type, "expected": context_type(expected.get(tree.root))},
+            "caches": {"expected": context_type(probe_labels.get(cache_probes[0])),
+                       "types": dict(sorted(_cache_types(tree).items()))},
+            "checked": scan.checked,
+            "total": scan.checked,
+            "mismatched": {"count": len(mismatched), "paths": mismatched[:limit]},
+            "unlabeled": capped(unlabeled, limit),
+        }, **method)
     mismatched, unlabeled = [], []
     cache_types = collections.Counter()
     root_type = None
@@ -488,7 +605,7 @@ def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAM
             unlabeled.append(path)
         elif actual_type != wanted:
             mismatched.append({"path": path, "type": actual_type, "expected": wanted})
-    return {
+    return dict({
         "available": True,
         "status": selinux_status(read_text(ENFORCE_FILE)),
         "policy": policy,
@@ -499,7 +616,7 @@ def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAM
         "total": total,
         "mismatched": {"count": len(mismatched), "paths": mismatched[:limit]},
         "unlabeled": capped(unlabeled, limit),
-    }
+    }, **method)
 
 
 def apache_report(path, config=None, exists=os.path.exists, pycache_prefix=None):
@@ -574,10 +691,11 @@ def summary_lines(report):
     sel = report["selinux"]
     if sel["available"]:
         lines.append("SELinux (%s, policy %s): root %s, caches %s by policy; %s of %s checked paths labeled "
-                     "otherwise, %s unlabeled" % (
+                     "otherwise, %s unlabeled%s" % (
                          sel["status"], sel["policy"], sel["root"]["expected"], sel["caches"]["expected"],
                          _number(sel["mismatched"]["count"]), _number(sel["checked"]),
-                         _number(sel["unlabeled"]["count"])))
+                         _number(sel["unlabeled"]["count"]),
+                         " (every path)" if sel["method"] == "every_path" else " (a sample: %s)" % sel["method_reason"]))
     else:
         lines.append("SELinux labels not checked: %s" % sel["reason"])
     apache = report["apache"]

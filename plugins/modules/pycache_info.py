@@ -97,9 +97,14 @@ options:
     default: 50
 notes:
   - Access is judged from the owner, group and permission bits of each path; POSIX ACLs are not read.
-  - SELinux types are compared, not the user, role and range parts of the contexts. Every directory of
-    the tree is checked, and files evenly spread over it up to 2000 paths in all (RV(selinux.checked) of
-    RV(selinux.total)).
+  - SELinux types are compared, not the user, role and range parts of the contexts. Every path at and below
+    the root is checked against the context the policy's rules (C(file_contexts), C(.homedirs), C(.local)) give
+    it, decided as libselinux decides it; one C(matchpathcon) run confirms one path of each rule that
+    decided a path (RV(selinux.method) C(every_path)). Where the rules cannot be evaluated here (an equivalence in
+    C(file_contexts.subs), a rule Python's C(re) may read otherwise than PCRE, a mount point below the root, a
+    name with a newline) or C(matchpathcon) disagrees, every directory holding sources or caches is checked,
+    and files evenly spread over the tree up to 2000 paths in all, with C(matchpathcon)'s answers
+    (RV(selinux.method) C(sample), the reason in RV(selinux.method_reason)).
   - The inspection processes run as C(INTERPRETER -I -S -B), so the C(PYTHON*) environment variables of
     the host play no part.
 seealso:
@@ -347,15 +352,29 @@ selinux:
     caches:
       description:
         - C(expected), the type the policy gives a C(__pycache__) directly below the root, and C(types), how many
-          checked cache paths have each type on disk (C(unlabeled) for none).
+          cache paths (every one with C(every_path), the checked ones with C(sample)) have each type on disk
+          (C(unlabeled) for none).
       type: dict
       sample: {expected: httpd_sys_rw_content_t, types: {httpd_sys_rw_content_t: 24}}
+    method:
+      description:
+        - C(every_path), every label at and below the root compared; C(sample), a sample compared with
+          C(matchpathcon)'s answers (see the notes).
+      type: str
+      sample: every_path
+    method_reason:
+      description: Why not every path was compared.
+      type: str
+      returned: when RV(selinux.method) is C(sample)
+      sample: "the equivalence /web = /var/www applies below /web/cgi-bin"
     checked:
       description: Paths whose labels were compared.
       type: int
       sample: 240
     total:
-      description: Paths in the tree that could have been compared.
+      description:
+        - Paths that could have been compared; with C(every_path) every path at and below the root (the same
+          number as RV(selinux.checked)), with C(sample) the sources, caches, entry scripts and their directories.
       type: int
       sample: 240
     mismatched:

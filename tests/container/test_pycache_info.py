@@ -122,6 +122,8 @@ def test_selinux_labels_against_the_policy(host):
 
     unlabeled = info(host, path=root)["selinux"]
     assert unlabeled["available"] is True and unlabeled["status"] == "disabled" and unlabeled["policy"] == "default"
+    # Every path, decided from the real policy's rules (and confirmed by the real matchpathcon).
+    assert unlabeled["method"] == "every_path", unlabeled
     assert (unlabeled["checked"], unlabeled["total"]) == (10, 10)
     assert sorted(unlabeled["unlabeled"]["paths"]) == sorted(paths)
 
@@ -142,7 +144,31 @@ def test_selinux_labels_against_the_policy(host):
     verdict = host.exec("matchpathcon", "-V", moved, check=False).stdout
     assert "should be system_u:object_r:%s" % SCRIPT in verdict
     assert ("SELinux (disabled, policy default): root %s, caches %s by policy; 1 of 10 checked paths labeled "
-            "otherwise, 0 unlabeled" % (SCRIPT, RW)) in result["summary"]
+            "otherwise, 0 unlabeled (every path)" % (SCRIPT, RW)) in result["summary"]
+
+    # A file that is not Python, mislabeled: only a check of every path sees it.
+    page = root + "/static/page.html"
+    host.exec("mkdir", "-p", root + "/static")
+    host.put_file(page, "<p>hello</p>\n")
+    host.exec("setfattr", "-n", "security.selinux", "-v", "unconfined_u:object_r:user_home_t:s0", page)
+    result = info(host, path=root)["selinux"]
+    assert result["method"] == "every_path" and (result["checked"], result["total"]) == (12, 12)
+    assert {"path": page, "type": "user_home_t", "expected": SCRIPT} in result["mismatched"]["paths"]
+    assert result["unlabeled"]["paths"] == [root + "/static"]
+    # The same report where the policy has an equivalence for the tree: a sample, matchpathcon's answers.
+    subs = "/etc/selinux/default/contexts/files/file_contexts.subs"
+    had = host.exec("test", "-e", subs, check=False).returncode == 0
+    before = host.read_file(subs) if had else ""
+    host.put_file(subs, before + "/srv/cgi /var/www\n")
+    try:
+        sampled = info(host, path=root)["selinux"]
+    finally:
+        if had:
+            host.put_file(subs, before)
+        else:
+            host.exec("rm", subs)
+    assert sampled["method"] == "sample" and "equivalence /srv/cgi = /var/www" in sampled["method_reason"], sampled
+    assert page not in [item["path"] for item in sampled["mismatched"]["paths"]]
 
 
 @pytest.mark.parametrize("mode", ["writable", "readonly"])
