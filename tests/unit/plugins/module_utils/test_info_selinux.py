@@ -8,7 +8,9 @@ and a policy's file_contexts served by a stand-in reader.
 """
 import os
 
-from test_selinux_labels import RW as RW_TYPE, SCRIPT as SCRIPT_TYPE, labels_writable, make_tree, ours, set_label  # noqa: F401
+# labels_writable is a fixture, used by name.
+from test_selinux_labels import labels_writable  # noqa: F401  pylint: disable=unused-import
+from test_selinux_labels import RW as RW_TYPE, SCRIPT as SCRIPT_TYPE, make_tree, ours, set_label
 
 from ansible_collections.pycgi.hosting.plugins.module_utils import _info, _selinux
 from ansible_collections.pycgi.hosting.plugins.module_utils._pytree import walk
