@@ -463,11 +463,11 @@ def file_contexts_path(policy):
     return "/etc/selinux/%s/contexts/files/file_contexts" % policy
 
 
-def label_scan(root, policy, read_text):
+def label_scan(root, policy, read_text, observe=None):
     """``(scan, specs, None)``: every label at and below ``root`` compared with the context the
     policy's rules give it (``_selinux.root_labels`` and ``scan_labels``, as selinux_context
-    does before a relabel); or ``(None, None, reason)`` when the contexts there cannot be
-    decided here."""
+    does before a relabel; ``observe`` as there); or ``(None, None, reason)`` when the contexts
+    there cannot be decided here."""
     base = file_contexts_path(policy)
     text = read_text(base)
     if text is None:
@@ -478,7 +478,7 @@ def label_scan(root, policy, read_text):
     specs, reason = root_labels(root, policy_rules(rule_lists, subs))
     if reason:
         return None, None, reason
-    scan = scan_labels(root, specs)
+    scan = scan_labels(root, specs, observe)
     if scan.reason:
         return None, None, scan.reason
     return scan, specs, None
@@ -515,16 +515,22 @@ def _scan_findings(scan, specs, root):
     return sorted(mismatched, key=lambda item: item["path"]), sorted(unlabeled)
 
 
-def _cache_types(tree):
-    """How many cache paths (the __pycache__ directories and their files) have each type on disk."""
-    found = collections.Counter()
-    for cache_dir, names in tree.pycache:
-        for path in [cache_dir] + [os.path.join(cache_dir, name) for name in names]:
-            try:
-                found[context_type(disk_label(path)) or "unlabeled"] += 1
-            except OSError:
-                continue
-    return found
+class _LabelTally(object):
+    """What a label scan saw of the root and the caches: the root's type, and how many cache
+    paths (below a __pycache__ directory, or one) have each type."""
+
+    def __init__(self, root):
+        self.root = path_bytes(root)
+        self.root_type = None
+        self.cache_types = collections.Counter()
+        self.marker = path_bytes(os.sep + PYCACHE + os.sep)
+
+    def __call__(self, path, label):
+        kind = context_type(path_text(label)) if label is not None else None
+        if path == self.root:
+            self.root_type = kind
+        if self.marker in path + b"/":
+            self.cache_types[kind or "unlabeled"] += 1
 
 
 def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAMPLE):
@@ -541,8 +547,8 @@ def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAM
     policy = selinux_policy(read_text)
     if policy is None:
         return {"available": False, "reason": "no SELinux policy installed (SELINUXTYPE in %s)" % SELINUX_CONFIG}
-    scan, specs, method_reason = label_scan(tree.root, policy, read_text)
-    paths, total = sample_paths(tree, sample)
+    tally = _LabelTally(tree.root)
+    scan, specs, method_reason = label_scan(tree.root, policy, read_text, tally)
     cache_probes = [probe.path for probe in probes(tree.root) if probe.kind == "cache" and probe.mode == "dir"]
     if scan:
         # matchpathcon for the root, its cache and one path of each rule that decided a path.
@@ -554,9 +560,12 @@ def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAM
             if context_type(expected.get(path)) != context_type(context):
                 scan, method_reason = None, "matchpathcon gives %s the type %s, not %s" % (
                     path, context_type(expected.get(path)), context_type(context))
-                expected.update(policy_labels(matchpathcon, run, [p for p in paths if p not in expected]))
                 break
+        if not scan:
+            paths, total = sample_paths(tree, sample)
+            expected.update(policy_labels(matchpathcon, run, [p for p in paths if p not in expected]))
     else:
+        paths, total = sample_paths(tree, sample)
         expected = policy_labels(matchpathcon, run, paths)
     if cache_probes[0] in expected and os.path.isdir(cache_probes[0]):
         # The root's own __pycache__ exists and was asked about: the policy's answer for it is
@@ -567,17 +576,13 @@ def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAM
     method = {"method": "every_path"} if scan else {"method": "sample", "method_reason": method_reason}
     if scan:
         mismatched, unlabeled = _scan_findings(scan, specs, tree.root)
-        try:
-            root_type = context_type(disk_label(tree.root))
-        except OSError:
-            root_type = None
         return dict({
             "available": True,
             "status": selinux_status(read_text(ENFORCE_FILE)),
             "policy": policy,
-            "root": {"path": tree.root, "type": root_type, "expected": context_type(expected.get(tree.root))},
+            "root": {"path": tree.root, "type": tally.root_type, "expected": context_type(expected.get(tree.root))},
             "caches": {"expected": context_type(probe_labels.get(cache_probes[0])),
-                       "types": dict(sorted(_cache_types(tree).items()))},
+                       "types": dict(sorted(tally.cache_types.items()))},
             "checked": scan.checked,
             "total": scan.checked,
             "mismatched": {"count": len(mismatched), "paths": mismatched[:limit]},

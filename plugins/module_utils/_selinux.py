@@ -809,8 +809,9 @@ def entry_specs(specs, directory):
     return below, None
 
 
-def scan_labels(root, specs):
-    """Compares the label of every path at and below `root` with the context `specs` give it.
+def scan_labels(root, specs, observe=None):
+    """Compares the label of every path at and below `root` with the context `specs` give it;
+    `observe(path, label)`, when given, sees each path (bytes) and its label (None for none).
 
     Walks as `setfiles` does (no symlink followed); a path without a label differs. Gives up
     (LabelScan.reason) where setfiles would not do the same as a relabel of the differing paths:
@@ -834,6 +835,8 @@ def scan_labels(root, specs):
             if exc.errno == errno.ENOENT:
                 return None
             return "%s has no SELinux label to compare (%s)" % (_text(path), exc.strerror)
+        if observe is not None:
+            observe(path, label)
         spec = lookup(candidates, path, mode) or decider
         if spec is None:
             return "no rule decides the context of %s" % _text(path)
