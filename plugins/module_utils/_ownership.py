@@ -26,6 +26,9 @@ SCOPES = ("pycache", "tree")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+# A FIFO, socket or device node is never opened for I/O (a FIFO may block, a device act): an
+# O_PATH descriptor names the inode, which is then changed through /proc/self/fd.
+_NODE_FLAGS = getattr(os, "O_PATH", 0) | os.O_NOFOLLOW | os.O_CLOEXEC
 _S_IFMT = 0o170000
 _S_IFREG = stat.S_IFREG
 PROTECTED_HARDLINKS = "/proc/sys/fs/protected_hardlinks"
@@ -379,10 +382,8 @@ class _Walk:
             self.report.problems.append(_HARD_LINKED % (path, st.st_nlink))
         elif self.check_mode:
             self.record(path, st, mode)
-        elif st.st_mode & 0o7777 == mode and not regular:
-            # fchownat without following: a symlink swapped in meanwhile is not followed.
-            self.apply(path, os.chown, name, self.uid, self.gid, dir_fd=dir_fd, follow_symlinks=False)
-            self.record(path, st, mode)
+        elif not regular:
+            self.change_node(dir_fd, path, name, st)
         else:
             # chmod has no no-follow form on Linux, and a hard link swapped in by name would be
             # followed: change a file through a descriptor opened with O_NOFOLLOW, and only if
@@ -405,6 +406,31 @@ class _Walk:
                 self.settle_open(fd, path, current, mode)
             finally:
                 os.close(fd)
+
+    def change_node(self, dir_fd, path, name, st):
+        """Gives the FIFO, socket or device node ``name`` the owner (its mode is its own),
+        through a descriptor that names it without opening it for I/O, and only if it is still
+        the node that was examined: by name, a hard link to another file swapped in meanwhile
+        would be changed instead, and where others may write to the directory they could do so."""
+        if not _NODE_FLAGS & getattr(os, "O_PATH", 0):
+            self.report.problems.append("%s: skipped, this system cannot open it without I/O (O_PATH)" % path)
+            return
+        try:
+            fd = os.open(name, _NODE_FLAGS, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self.report.problems.append("%s: skipped, %s" % (path, exc.strerror))
+            return
+        try:
+            current = os.fstat(fd)
+            if (current.st_dev, current.st_ino, current.st_mode & _S_IFMT) != (st.st_dev, st.st_ino, st.st_mode & _S_IFMT):
+                self.report.problems.append("%s: skipped, replaced during the walk" % path)
+                return
+            self.apply(path, os.chown, "/proc/self/fd/%d" % fd, self.uid, self.gid)
+            self.record(path, st, st.st_mode & 0o7777)
+        finally:
+            os.close(fd)
 
     def record(self, path, st, mode):
         self.report.made.append((path, st.st_uid, st.st_gid, st.st_mode & 0o7777, mode))

@@ -415,11 +415,14 @@ def test_by_name_and_through_a_descriptor_give_the_same_result(tmp_path, monkeyp
         ways = Ways(monkeypatch)
         report = fix_ownership(root, NOBODY, NOGROUP, scope=scope)
         results[protected] = (relative(report, root), relative_snapshot(root))
-        regular = [name for name in ways.by_name if name != "pipe"]
+        # The FIFO: through an O_PATH descriptor (scope tree), never by name.
+        assert "pipe" not in ways.by_name and ("pipe" in ways.opened) is (scope == "tree"), ways.__dict__
+        regular = ways.by_name
         if protected:
             # Opened all the same: a mode to change, a directory the web user may write to.
             assert "owner.cpython-311.pyc" in regular, ways.__dict__
-            assert sorted(ways.opened) == ["app.cpython-311.pyc", "m.cpython-311.pyc", "w.cpython-311.pyc"]
+            assert sorted(name for name in ways.opened if name != "pipe") == [
+                "app.cpython-311.pyc", "m.cpython-311.pyc", "w.cpython-311.pyc"]
         else:
             assert regular == [] and "owner.cpython-311.pyc" in ways.opened, ways.__dict__
         monkeypatch.undo()
@@ -533,3 +536,36 @@ def test_a_change_by_name_never_follows_a_symlink(tmp_path, monkeypatch):
     assert ways.swap is None and ways.by_name == ["m.cpython-311.pyc"]
     assert attrs(secret) == (0, 0, 0o644)
     assert os.readlink(root + "/__pycache__/m.cpython-311.pyc") == secret
+
+
+@pytest.mark.parametrize("swapped", ["hard link to a file", "hard link to another FIFO"])
+def test_a_node_swapped_where_others_may_write_is_never_changed(tmp_path, monkeypatch, swapped):
+    """A FIFO (or socket, or device node) is never opened for I/O, so it cannot be changed
+    through an ordinary descriptor; it is changed through an O_PATH one, after checking that the
+    descriptor names the node that was examined. In a cache that the web server user already
+    owns, that user may swap a hard link to another file in under the node's name before the
+    change (simulated as in the test above): nothing outside the tree changes."""
+    outside = tmp_path / "outside"
+    shared = write(str(outside / "shared.conf"), "shared\n", 0o660)
+    if swapped == "hard link to another FIFO":
+        shared = str(outside / "other.pipe")
+        os.mkfifo(shared, 0o600)
+    root = str(tmp_path / "cgi")
+    cache = root + "/__pycache__"
+    write(cache + "/m.cpython-311.pyc", "", 0o644)
+    os.mkfifo(cache + "/x.pipe", 0o600)
+    os.mkfifo(cache + "/y.pipe", 0o640)
+    os.chown(cache, NOBODY, NOGROUP)
+    protected_hardlinks(monkeypatch, True)
+    ways = Ways(monkeypatch)
+    ways.swap = ("x.pipe", shared)
+    report = fix_ownership(root, NOBODY, NOGROUP)
+    assert ways.swap is None, "the walk never reached the node"
+    assert attrs(shared)[:2] == (0, 0)
+    assert ways.by_name == []
+    assert cache + "/x.pipe: skipped, replaced during the walk" in report.problems
+    # The other node gets the owner, keeps its mode, and is still a FIFO.
+    assert attrs(cache + "/y.pipe") == (NOBODY, NOGROUP, 0o640)
+    assert stat.S_ISFIFO(os.lstat(cache + "/y.pipe").st_mode)
+    assert sorted(path for path, _before, _after in report.changes) == [
+        cache + "/m.cpython-311.pyc", cache + "/y.pipe"]
