@@ -23,7 +23,7 @@ description:
     stay fast. Run as root, with C(fs.protected_hardlinks=1), a file in a directory that only root
     may write to is changed by its name without following symlinks, one system call; any other
     file is opened without following symlinks and changed only if it is still the file that was
-    examined. A FIFO, socket or device node (O(scope=tree)) gets its owner, never a mode, through a
+    examined. A FIFO, socket or device node gets its owner, never a mode, through a
     descriptor that does not open it for I/O (C(O_PATH)), with the same check. A directory is changed
     after its contents, so that it stays root's alone meanwhile.
 author: pycgi.hosting contributors (@pycgi)
