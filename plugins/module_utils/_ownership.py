@@ -388,18 +388,11 @@ class _Walk:
             # chmod has no no-follow form on Linux, and a hard link swapped in by name would be
             # followed: change a file through a descriptor opened with O_NOFOLLOW, and only if
             # it is still the file that was listed, with no other name.
-            try:
-                fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
-            except FileNotFoundError:
+            opened = self.open_examined(dir_fd, path, name, st, _FILE_FLAGS)
+            if opened is None:
                 return
-            except OSError as exc:
-                self.report.problems.append("%s: skipped, %s" % (path, exc.strerror))
-                return
+            fd, current = opened
             try:
-                current = os.fstat(fd)
-                if (current.st_dev, current.st_ino) != (st.st_dev, st.st_ino):
-                    self.report.problems.append("%s: skipped, replaced during the walk" % path)
-                    return
                 if regular and current.st_nlink > 1:
                     self.report.problems.append(_HARD_LINKED % (path, current.st_nlink))
                     return
@@ -415,22 +408,33 @@ class _Walk:
         if not _NODE_FLAGS & getattr(os, "O_PATH", 0):
             self.report.problems.append("%s: skipped, this system cannot open it without I/O (O_PATH)" % path)
             return
-        try:
-            fd = os.open(name, _NODE_FLAGS, dir_fd=dir_fd)
-        except FileNotFoundError:
+        opened = self.open_examined(dir_fd, path, name, st, _NODE_FLAGS)
+        if opened is None:
             return
-        except OSError as exc:
-            self.report.problems.append("%s: skipped, %s" % (path, exc.strerror))
-            return
+        fd, _current = opened
         try:
-            current = os.fstat(fd)
-            if (current.st_dev, current.st_ino, current.st_mode & _S_IFMT) != (st.st_dev, st.st_ino, st.st_mode & _S_IFMT):
-                self.report.problems.append("%s: skipped, replaced during the walk" % path)
-                return
             self.apply(path, os.chown, "/proc/self/fd/%d" % fd, self.uid, self.gid)
             self.record(path, st, st.st_mode & 0o7777)
         finally:
             os.close(fd)
+
+    def open_examined(self, dir_fd, path, name, st, flags):
+        """``(descriptor, its fstat)`` of ``name`` opened with ``flags`` (which never follow a
+        symlink), or None with the reason in the report: gone meanwhile, not to be opened, or
+        no longer the file that was examined (another device, inode or type)."""
+        try:
+            fd = os.open(name, flags, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self.report.problems.append("%s: skipped, %s" % (path, exc.strerror))
+            return None
+        current = os.fstat(fd)
+        if (current.st_dev, current.st_ino, current.st_mode & _S_IFMT) != (st.st_dev, st.st_ino, st.st_mode & _S_IFMT):
+            os.close(fd)
+            self.report.problems.append("%s: skipped, replaced during the walk" % path)
+            return None
+        return fd, current
 
     def record(self, path, st, mode):
         self.report.made.append((path, st.st_uid, st.st_gid, st.st_mode & 0o7777, mode))
