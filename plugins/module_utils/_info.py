@@ -49,18 +49,16 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._precompile import (
 )
 from ansible_collections.pycgi.hosting.plugins.module_utils._pytree import PYCACHE, parse_pyc_name, walk
 from ansible_collections.pycgi.hosting.plugins.module_utils._selinux import (
+    NO_CONTEXT,
     context_type,
-    entry_specs,
-    lookup,
+    file_contexts_path,
     parse_file_contexts,
     parse_key_values,
     parse_matchpathcon,
-    parse_subs,
     path_bytes,
     path_text,
-    policy_rules,
     probes,
-    read_label,
+    read_policy_rules,
     root_labels,
     scan_labels,
     selinux_status,
@@ -415,7 +413,7 @@ def access_report(tree, identity, cache_tags, cache_mode, limit):
 def selinux_policy(read_text):
     """The SELINUXTYPE whose file contexts are installed, or None."""
     policy = parse_key_values(read_text(SELINUX_CONFIG) or "").get("SELINUXTYPE")
-    if policy and os.path.exists("/etc/selinux/%s/contexts/files/file_contexts" % policy):
+    if policy and os.path.exists(file_contexts_path(policy)):
         return policy
     return None
 
@@ -459,78 +457,49 @@ def policy_labels(matchpathcon, run, paths, mode=None):
     return found
 
 
-def file_contexts_path(policy):
-    return "/etc/selinux/%s/contexts/files/file_contexts" % policy
-
-
 def label_scan(root, policy, read_text, observe=None):
-    """``(scan, specs, None)``: every label at and below ``root`` compared with the context the
+    """``(scan, None)``: every label at and below ``root`` compared with the context the
     policy's rules give it (``_selinux.root_labels`` and ``scan_labels``, as selinux_context
-    does before a relabel; ``observe`` as there); or ``(None, None, reason)`` when the contexts
+    does before a relabel; ``observe`` as there); or ``(None, reason)`` when the contexts
     there cannot be decided here."""
     base = file_contexts_path(policy)
     text = read_text(base)
     if text is None:
-        return None, None, "cannot read %s" % base
-    rule_lists = [parse_file_contexts(text)] + [parse_file_contexts(read_text(base + suffix) or "")
-                                                for suffix in (".homedirs", ".local")]
-    subs = parse_subs("\n".join(read_text(base + suffix) or "" for suffix in (".subs_dist", ".subs")))
-    specs, reason = root_labels(root, policy_rules(rule_lists, subs))
+        return None, "cannot read %s" % base
+    specs, reason = root_labels(root, read_policy_rules(base, parse_file_contexts(text), read_text))
     if reason:
-        return None, None, reason
+        return None, reason
     scan = scan_labels(root, specs, observe)
     if scan.reason:
-        return None, None, scan.reason
-    return scan, specs, None
-
-
-def wanted_context(specs, root, path, mode):
-    """The context the rules give ``path`` (bytes, file type ``mode``) at or below ``root``
-    (bytes), as scan_labels decided it."""
-    if path == root:
-        spec = lookup(specs, path, mode)
-    else:
-        candidates, decider = entry_specs(specs, path.rpartition(b"/")[0])
-        spec = lookup(candidates, path, mode) or decider
-    return spec.rule.context if spec is not None else None
-
-
-def _scan_findings(scan, specs, root):
-    """``(mismatched, unlabeled)`` of a label scan, by type as the sampled check judges:
-    ``[{path, type, expected}]`` and ``[path]``. A label that differs in its user, role or
-    range only is no finding."""
-    mismatched, unlabeled = [], []
-    for path, mode in scan.wrong:
-        try:
-            label = read_label(path)
-        except OSError:
-            continue
-        if label is None:
-            unlabeled.append(path_text(path))
-            continue
-        actual = context_type(path_text(label))
-        wanted = context_type(wanted_context(specs, path_bytes(root), path, mode))
-        if actual != wanted:
-            mismatched.append({"path": path_text(path), "type": actual, "expected": wanted})
-    return sorted(mismatched, key=lambda item: item["path"]), sorted(unlabeled)
+        return None, scan.reason
+    return scan, None
 
 
 class _LabelTally(object):
-    """What a label scan saw of the root and the caches: the root's type, and how many cache
-    paths (below a __pycache__ directory, or one) have each type."""
+    """What a label scan found, judged by type as the sampled check judges (a label that
+    differs in its user, role or range only is no finding): the root's type, how many cache
+    paths (a __pycache__ directory or below one) have each type, the paths labeled with
+    another type (``{path, type, expected}``) and those without a label."""
 
     def __init__(self, root):
         self.root = path_bytes(root)
         self.root_type = None
         self.cache_types = collections.Counter()
+        self.mismatched, self.unlabeled = [], []
         self.marker = path_bytes(os.sep + PYCACHE + os.sep)
 
-    def __call__(self, path, label):
+    def __call__(self, path, label, context):
         kind = context_type(path_text(label)) if label is not None else None
         if path == self.root:
             self.root_type = kind
         if self.marker in path + b"/":
             self.cache_types[kind or "unlabeled"] += 1
+        if context == NO_CONTEXT:
+            return
+        if label is None:
+            self.unlabeled.append(path_text(path))
+        elif kind != context_type(context):
+            self.mismatched.append({"path": path_text(path), "type": kind, "expected": context_type(context)})
 
 
 def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAMPLE):
@@ -548,8 +517,9 @@ def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAM
     if policy is None:
         return {"available": False, "reason": "no SELinux policy installed (SELINUXTYPE in %s)" % SELINUX_CONFIG}
     tally = _LabelTally(tree.root)
-    scan, specs, method_reason = label_scan(tree.root, policy, read_text, tally)
+    scan, method_reason = label_scan(tree.root, policy, read_text, tally)
     cache_probes = [probe.path for probe in probes(tree.root) if probe.kind == "cache" and probe.mode == "dir"]
+    expected = {}
     if scan:
         # matchpathcon for the root, its cache and one path of each rule that decided a path.
         confirm = [(path_text(path), path_text(context)) for path, context in scan.samples.values()]
@@ -561,55 +531,23 @@ def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAM
                 scan, method_reason = None, "matchpathcon gives %s the type %s, not %s" % (
                     path, context_type(expected.get(path)), context_type(context))
                 break
-        if not scan:
-            paths, total = sample_paths(tree, sample)
-            expected.update(policy_labels(matchpathcon, run, [p for p in paths if p not in expected]))
+    if scan:
+        root_type, cache_types = tally.root_type, tally.cache_types
+        mismatched = sorted(tally.mismatched, key=lambda item: item["path"])
+        unlabeled = sorted(tally.unlabeled)
+        checked = total = scan.checked
+        method = {"method": "every_path"}
     else:
         paths, total = sample_paths(tree, sample)
-        expected = policy_labels(matchpathcon, run, paths)
+        expected.update(policy_labels(matchpathcon, run, [p for p in paths if p not in expected]))
+        root_type, cache_types, checked, mismatched, unlabeled = _sample_findings(tree.root, paths, expected)
+        method = {"method": "sample", "method_reason": method_reason}
     if cache_probes[0] in expected and os.path.isdir(cache_probes[0]):
         # The root's own __pycache__ exists and was asked about: the policy's answer for it is
         # already known (one matchpathcon run fewer, each loads the whole policy).
         probe_labels = {cache_probes[0]: expected[cache_probes[0]]}
     else:
         probe_labels = policy_labels(matchpathcon, run, cache_probes, mode="dir")
-    method = {"method": "every_path"} if scan else {"method": "sample", "method_reason": method_reason}
-    if scan:
-        mismatched, unlabeled = _scan_findings(scan, specs, tree.root)
-        return dict({
-            "available": True,
-            "status": selinux_status(read_text(ENFORCE_FILE)),
-            "policy": policy,
-            "root": {"path": tree.root, "type": tally.root_type, "expected": context_type(expected.get(tree.root))},
-            "caches": {"expected": context_type(probe_labels.get(cache_probes[0])),
-                       "types": dict(sorted(tally.cache_types.items()))},
-            "checked": scan.checked,
-            "total": scan.checked,
-            "mismatched": {"count": len(mismatched), "paths": mismatched[:limit]},
-            "unlabeled": capped(unlabeled, limit),
-        }, **method)
-    mismatched, unlabeled = [], []
-    cache_types = collections.Counter()
-    root_type = None
-    checked = 0
-    for path in paths:
-        wanted = context_type(expected.get(path))
-        try:
-            actual = disk_label(path)
-        except OSError:
-            continue
-        checked += 1
-        actual_type = context_type(actual)
-        if path == tree.root:
-            root_type = actual_type
-        if (os.sep + PYCACHE + os.sep) in path + os.sep:
-            cache_types[actual_type or "unlabeled"] += 1
-        if wanted is None or wanted == "<<none>>":
-            continue
-        if actual is None:
-            unlabeled.append(path)
-        elif actual_type != wanted:
-            mismatched.append({"path": path, "type": actual_type, "expected": wanted})
     return dict({
         "available": True,
         "status": selinux_status(read_text(ENFORCE_FILE)),
@@ -622,6 +560,34 @@ def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAM
         "mismatched": {"count": len(mismatched), "paths": mismatched[:limit]},
         "unlabeled": capped(unlabeled, limit),
     }, **method)
+
+
+def _sample_findings(root, paths, expected):
+    """``(root type, cache types, checked, mismatched, unlabeled)`` of the sampled ``paths``
+    against matchpathcon's answers ``expected``."""
+    mismatched, unlabeled = [], []
+    cache_types = collections.Counter()
+    root_type = None
+    checked = 0
+    for path in paths:
+        wanted = context_type(expected.get(path))
+        try:
+            actual = disk_label(path)
+        except OSError:
+            continue
+        checked += 1
+        actual_type = context_type(actual)
+        if path == root:
+            root_type = actual_type
+        if (os.sep + PYCACHE + os.sep) in path + os.sep:
+            cache_types[actual_type or "unlabeled"] += 1
+        if wanted is None or wanted == NO_CONTEXT:
+            continue
+        if actual is None:
+            unlabeled.append(path)
+        elif actual_type != wanted:
+            mismatched.append({"path": path, "type": actual_type, "expected": wanted})
+    return root_type, cache_types, checked, mismatched, unlabeled
 
 
 def apache_report(path, config=None, exists=os.path.exists, pycache_prefix=None):

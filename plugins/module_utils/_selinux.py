@@ -674,6 +674,20 @@ def policy_rules(rule_lists, subs=()):
                        list(subs))
 
 
+def file_contexts_path(policy):
+    """The file_contexts of an installed policy (SELINUXTYPE)."""
+    return "/etc/selinux/%s/contexts/files/file_contexts" % policy
+
+
+def read_policy_rules(file_contexts, base_rules, read_text):
+    """The PolicyRules libselinux reads for the policy at `file_contexts`: `base_rules` (the
+    parsed file itself) and, from beside it, .homedirs, .local and the subs files (those
+    missing count as empty). `read_text(path)` returns a file's text or None."""
+    companions = [parse_file_contexts(read_text(file_contexts + suffix) or "") for suffix in (".homedirs", ".local")]
+    subs = parse_subs("\n".join(read_text(file_contexts + suffix) or "" for suffix in (".subs_dist", ".subs")))
+    return policy_rules([base_rules] + companions, subs)
+
+
 def root_labels(root, policy):
     """The rules that can decide a path at or below `root`, ready for `lookup()`: (specs, None),
     or (None, reason) when the contexts there cannot be decided here.
@@ -811,7 +825,8 @@ def entry_specs(specs, directory):
 
 def scan_labels(root, specs, observe=None):
     """Compares the label of every path at and below `root` with the context `specs` give it;
-    `observe(path, label)`, when given, sees each path (bytes) and its label (None for none).
+    `observe(path, label, context)`, when given, sees each path compared (bytes), its label
+    (bytes, None for none) and the context decided for it (text, maybe NO_CONTEXT).
 
     Walks as `setfiles` does (no symlink followed); a path without a label differs. Gives up
     (LabelScan.reason) where setfiles would not do the same as a relabel of the differing paths:
@@ -835,11 +850,11 @@ def scan_labels(root, specs, observe=None):
             if exc.errno == errno.ENOENT:
                 return None
             return "%s has no SELinux label to compare (%s)" % (_text(path), exc.strerror)
-        if observe is not None:
-            observe(path, label)
         spec = lookup(candidates, path, mode) or decider
         if spec is None:
             return "no rule decides the context of %s" % _text(path)
+        if observe is not None:
+            observe(path, label, spec.rule.context)
         state["checked"] += 1
         key = (spec.index, mode)
         if key not in samples:

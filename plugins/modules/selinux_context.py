@@ -270,7 +270,7 @@ class Host:
         self.module = module
         self.tools = tools
         self.policy = policy
-        self.file_contexts = "/etc/selinux/%s/contexts/files/file_contexts" % policy
+        self.file_contexts = sel.file_contexts_path(policy)
         self._base_rules = None
 
     def run(self, argv, data=None, check_rc=True, what=None):
@@ -300,11 +300,7 @@ class Host:
 
     def policy_rules(self):
         """The rules and equivalences libselinux reads for this policy, as it orders them."""
-        companions = [sel.parse_file_contexts(read_text(self.file_contexts + suffix) or "")
-                      for suffix in (".homedirs", ".local")]
-        subs = sel.parse_subs("\n".join(read_text(self.file_contexts + suffix) or ""
-                                        for suffix in (".subs_dist", ".subs")))
-        return sel.policy_rules([self.base_rules()] + companions, subs)
+        return sel.read_policy_rules(self.file_contexts, self.base_rules(), read_text)
 
     def effective(self, paths_by_mode, file_contexts=None):
         """{(path, mode): type} the policy (or the one at `file_contexts`) gives these paths."""
@@ -419,7 +415,7 @@ def find_host(module, state, relabel):
     tools = dict((name, module.get_bin_path(name)) for name in sel.required_tools(state, relabel))
     missing = [name for name, path in tools.items() if not path]
     policy = sel.parse_key_values(read_text(SELINUX_CONFIG) or "").get("SELINUXTYPE")
-    if not policy or not os.path.exists("/etc/selinux/%s/contexts/files/file_contexts" % policy):
+    if not policy or not os.path.exists(sel.file_contexts_path(policy)):
         missing.append("policy")
     return Host(module, tools, policy), missing
 

@@ -69,7 +69,7 @@ def test_without_a_root_cache_the_policy_is_asked_for_a_directory(tmp_path, monk
 def policy_reader(root, readable=True):
     """read_text for a policy whose base gives everything default_t and whose local rules are the
     pycgi rules for ``root``."""
-    base = _info.file_contexts_path("targeted")
+    base = _selinux.file_contexts_path("targeted")
     texts = {base: "/.*    system_u:object_r:default_t:s0\n",
              base + ".local": _selinux.render_file_contexts(ours(root))}
     return lambda path: texts.get(path) if readable else None
@@ -137,7 +137,7 @@ def test_a_matchpathcon_that_disagrees_leaves_the_check_to_the_sample(tmp_path, 
 def test_an_unreadable_policy_leaves_the_check_to_the_sample(tmp_path, monkeypatch, labels_writable):
     result, run, _root, _count, deep, new_cache = labeled_report(tmp_path, monkeypatch, readable=False)
     assert result["method"] == "sample"
-    assert result["method_reason"] == "cannot read %s" % _info.file_contexts_path("targeted")
+    assert result["method_reason"] == "cannot read %s" % _selinux.file_contexts_path("targeted")
     assert [item["path"] for item in result["mismatched"]["paths"]] == [deep]
     assert new_cache in result["unlabeled"]["paths"]
     assert len(run.calls) == 1
