@@ -28,7 +28,8 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 # A FIFO, socket or device node is never opened for I/O (a FIFO may block, a device act): an
 # O_PATH descriptor names the inode, which is then changed through /proc/self/fd.
-_NODE_FLAGS = getattr(os, "O_PATH", 0) | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_PATH = getattr(os, "O_PATH", 0)
+_NODE_FLAGS = _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _S_IFMT = 0o170000
 _S_IFREG = stat.S_IFREG
 PROTECTED_HARDLINKS = "/proc/sys/fs/protected_hardlinks"
@@ -393,7 +394,7 @@ class _Walk:
                 return
             fd, current = opened
             try:
-                if regular and current.st_nlink > 1:
+                if current.st_nlink > 1:
                     self.report.problems.append(_HARD_LINKED % (path, current.st_nlink))
                     return
                 self.settle_open(fd, path, current, mode)
@@ -405,7 +406,7 @@ class _Walk:
         through a descriptor that names it without opening it for I/O, and only if it is still
         the node that was examined: by name, a hard link to another file swapped in meanwhile
         would be changed instead, and where others may write to the directory they could do so."""
-        if not _NODE_FLAGS & getattr(os, "O_PATH", 0):
+        if not _O_PATH:
             self.report.problems.append("%s: skipped, this system cannot open it without I/O (O_PATH)" % path)
             return
         opened = self.open_examined(dir_fd, path, name, st, _NODE_FLAGS)
