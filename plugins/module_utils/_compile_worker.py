@@ -7,7 +7,8 @@
 A ``.pyc`` is only valid for the interpreter that wrote it, so the driver (``_precompile``)
 starts ``INTERPRETER -I -S -B -c SOURCE-OF-THIS-FILE`` once per interpreter. The program:
 
-1. writes one line of JSON describing the interpreter (:func:`probe`);
+1. writes one line of JSON describing the interpreter (:func:`probe`; with the argument
+   ``--module-dirs``, also the directories of the interpreter's own modules);
 2. reads one JSON job from stdin (empty input: stop without doing anything);
 3. writes one JSON result to stdout (:func:`run`).
 
@@ -75,9 +76,10 @@ def cpu_count():
         return os.cpu_count() or 1
 
 
-def probe():
-    """What the driver needs to know about this interpreter."""
-    return {
+def probe(with_module_dirs=False):
+    """What the driver needs to know about this interpreter; with ``with_module_dirs`` (the
+    program's argument ``--module-dirs``) also its ``module_dirs``, which costs imports."""
+    found = {
         "executable": sys.executable,
         "version": "%d.%d.%d" % sys.version_info[:3],
         "version_info": list(sys.version_info[:2]),
@@ -87,8 +89,10 @@ def probe():
         "hash_pyc": HASH_PYC,
         "pycache_prefix": hasattr(sys, "pycache_prefix"),
         "cpus": cpu_count(),
-        "module_dirs": module_dirs(),
     }
+    if with_module_dirs:
+        found["module_dirs"] = module_dirs()
+    return found
 
 
 def module_dirs():
@@ -468,7 +472,7 @@ def run(job):
 
 
 def main():
-    sys.stdout.write(json.dumps(probe()) + "\n")
+    sys.stdout.write(json.dumps(probe("--module-dirs" in sys.argv[1:])) + "\n")
     sys.stdout.flush()
     raw = sys.stdin.buffer.read()
     if not raw.strip():

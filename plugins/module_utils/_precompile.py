@@ -93,7 +93,7 @@ def _named_by(scripts):
 class _Worker(object):
     """The compile program running under one interpreter, waiting for its job."""
 
-    def __init__(self, path, named_by, source):
+    def __init__(self, path, named_by, source, args=()):
         self.path, self.named_by = path, named_by
         if not os.path.exists(path):
             raise PrecompileError("Python interpreter %s (%s) does not exist" % (path, named_by))
@@ -101,7 +101,7 @@ class _Worker(object):
         # every interpreter is checked before any of them writes (one process each).
         try:
             self.proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
-                [path] + list(WORKER_FLAGS) + [source],
+                [path] + list(WORKER_FLAGS) + [source] + list(args),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
         except OSError as exc:
             raise PrecompileError("Python interpreter %s (%s) cannot be run: %s"
@@ -198,16 +198,18 @@ def _refusal(interp, invalidation_mode, pycache_prefix=None):
     return None
 
 
-def launch(requests):
-    """Starts the compile program under each requested interpreter (distinct real paths)."""
+def launch(requests, module_dirs_wanted=False):
+    """Starts the compile program under each requested interpreter (distinct real paths);
+    ``module_dirs_wanted`` has each probe name the interpreter's own module directories."""
     source = worker_source()
+    args = ("--module-dirs",) if module_dirs_wanted else ()
     started, seen = [], set()
     try:
         for path, named_by in requests:
             real = os.path.realpath(path)
             if real not in seen:
                 seen.add(real)
-                started.append(_Worker(path, named_by, source))
+                started.append(_Worker(path, named_by, source, args))
     except BaseException:
         stop(started)
         raise
@@ -417,13 +419,9 @@ def _split_module_results(result, interp, trees, reports):
     def mine(source):
         return os.path.dirname(source) in dirs
 
-    report = {"interpreter": interp.path, "dirs": [module_tree.root for module_tree in trees],
-              "sources": sum(len(names) for module_tree in trees for _d, names in module_tree.sources),
-              "fresh": 0, "compiled": 0, "errors": 0, "failed": []}
-    wanting, failed = set(), []
+    wanting, failed, compiled = set(), set(), set()
     kept = dict(result, pycs=[], errors=[], executables=[e for e in result["executables"] if not mine(e)],
                 failed_dirs=[d for d in result["failed_dirs"] if d not in dirs])
-    compiled = set()
     for item in result["pycs"]:
         if mine(item[0]):
             wanting.add(item[0])
@@ -434,18 +432,14 @@ def _split_module_results(result, interp, trees, reports):
     for item in result["errors"]:
         if mine(item[0]) or item[0] in dirs:
             wanting.add(item[0])
-            failed.append(item[0])
+            failed.add(item[0])
         else:
             kept["errors"].append(item)
     failed_dirs = {d for d in result["failed_dirs"] if d in dirs}
-    for module_tree in trees:
-        for directory, names in module_tree.sources:
-            if directory not in failed_dirs:
-                head = os.path.join(directory, "")
-                report["fresh"] += sum(1 for name in names if head + name not in wanting)
-    report["compiled"] = len(compiled)
-    report["errors"] = len(set(failed))
-    report["failed"] = sorted(set(failed))[:10]
+    counts = [_count_fresh(module_tree, wanting, failed_dirs) for module_tree in trees]
+    report = {"interpreter": interp.path, "dirs": [module_tree.root for module_tree in trees],
+              "sources": sum(total for total, _fresh in counts), "fresh": sum(fresh for _total, fresh in counts),
+              "compiled": len(compiled), "errors": len(failed), "failed": sorted(failed)[:10]}
     reports.append(report)
     return kept
 
@@ -494,7 +488,7 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
     if interpreters:
         # Listed: the interpreters start while the tree is walked, and their programs stat
         # every source anyway, so the walk leaves the .py entry scripts to them.
-        started = launch(interpreter_requests(None, interpreters))
+        started = launch(interpreter_requests(None, interpreters), interpreter_modules)
         try:
             tree = walk(path, exclude, py_scripts=False)
         except BaseException:
@@ -502,7 +496,7 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
             raise
     else:
         tree = walk(path, exclude)
-        started = launch(interpreter_requests(tree, search_path=search_path))
+        started = launch(interpreter_requests(tree, search_path=search_path), interpreter_modules)
     chosen = check_interpreters(started, invalidation_mode, pycache_prefix)
     module_trees = {}
     if interpreter_modules:

@@ -29,9 +29,9 @@ def version_tuple(version):
     return tuple(int(part) for part in version.split("."))
 
 
-def run_worker(python, job, **popen):
-    """(probe, result) of the compile program under ``python`` given ``job``."""
-    proc = subprocess.run([python] + list(WORKER_FLAGS) + [SOURCE], input=json.dumps(job).encode(),
+def run_worker(python, job, args=(), **popen):
+    """(probe, result) of the compile program under ``python`` (with ``args``) given ``job``."""
+    proc = subprocess.run([python] + list(WORKER_FLAGS) + [SOURCE] + list(args), input=json.dumps(job).encode(),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300, check=False, **popen)
     assert proc.returncode == 0, proc.stderr.decode()
     probe_line, _newline, rest = proc.stdout.partition(b"\n")
@@ -98,7 +98,20 @@ def test_probe_describes_the_interpreter(any_python):
     assert probe["magic"] == ask(python, "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())")
     assert probe["hash_pyc"] is (version_tuple(version) >= (3, 7))
     assert probe["cpus"] >= 1
+    assert "module_dirs" not in probe
     assert result == {"fresh": 0, "pycs": [], "errors": [], "failed_dirs": [], "executables": []}
+
+
+def test_the_probe_names_the_module_dirs_only_when_asked(any_python):
+    """--module-dirs: the standard library and site-packages as the interpreter itself names
+    them (asked with site's .pth files run, as a script runs); without it, not worked out."""
+    _version, python = any_python
+    job = {"dirs": [], "invalidation_mode": "timestamp", "optimize": [0], "check": False, "workers": 1}
+    probe, _result = run_worker(python, job, args=["--module-dirs"])
+    assert probe["module_dirs"][0] == ask(python, "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
+    site_dirs = json.loads(ask(python, "import json, site; print(json.dumps(site.getsitepackages()))"))
+    assert set(site_dirs) <= set(probe["module_dirs"])
+    assert "module_dirs" not in run_worker(python, job)[0]
 
 
 def test_empty_input_stops_without_doing_anything(tmp_path):
