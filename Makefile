@@ -16,7 +16,10 @@ VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := $(BUILD)/pycgi-hosting-$(VERSION).tar.gz
 
 export CONTAINERS_CONF := $(CURDIR)/tools/containers.conf
-export PYCGI_TEST_IMAGE ?= localhost/pycgi-hosting-test:$(shell sha256sum tools/build-image | cut -c1-12)
+IMAGE_RECIPE := $(shell sha256sum tools/build-image | cut -c1-12)
+export PYCGI_TEST_IMAGE ?= localhost/pycgi-hosting-test:$(IMAGE_RECIPE)
+# A bare server (no Apache, nothing beyond minbase, systemd and python3): the first install.
+export PYCGI_BARE_IMAGE ?= localhost/pycgi-hosting-bare:$(IMAGE_RECIPE)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_PYTHON_INTERPRETER := auto_silent
 export ANSIBLE_NOCOLOR := 1
@@ -41,8 +44,9 @@ host-deps: ## Install podman, runc and debootstrap on this machine (apt)
 	tools/install-host-deps
 
 .PHONY: image
-image: host-deps ## Build (once) the local Debian test image
-	tools/build-image $(PYCGI_TEST_IMAGE)
+image: host-deps ## Build (once) the local Debian test image and the bare-server image
+	tools/build-image $(PYCGI_TEST_IMAGE) test
+	tools/build-image $(PYCGI_BARE_IMAGE) bare
 
 $(SRC_COLLECTIONS)/ansible_collections/pycgi/hosting:
 	mkdir -p $(dir $@)
