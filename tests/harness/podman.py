@@ -54,6 +54,20 @@ def podman_available():
     return shutil.which("podman") is not None and "PYCGI_TEST_IMAGE" in os.environ
 
 
+# curl's `-w "\n%{http_code}"` output, from Python's standard library.
+_PYTHON_HTTP_GET = r"""
+import sys, urllib.error, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=30) as response:
+        status, body = response.status, response.read()
+except urllib.error.HTTPError as exc:
+    status, body = exc.code, exc.read()
+except OSError:
+    status, body = 0, b""
+sys.stdout.write(body.decode("utf-8", "replace") + "\n%d" % status)
+"""
+
+
 class ModuleSkipped(RuntimeError):
     """Ansible skipped a module instead of running it (check mode that the module does not
     support, for example); `result` holds what Ansible said. The message starts the way
@@ -137,9 +151,14 @@ class Container:
         podman("cp", src, "%s:%s" % (self.name, dest))
 
     def http_get(self, url_path, port=80):
-        """Requests http://localhost<url_path> from inside the container: (status, body)."""
-        proc = self.exec("curl", "-s", "-o", "/dev/stdout", "-w", "\n%{http_code}",
-                         "http://localhost:%d%s" % (port, url_path), check=False)
+        """Requests http://localhost<url_path> from inside the container: (status, body); status
+        0 when nothing answered. With curl where the image has it, else with the container's
+        Python (a bare server has no curl)."""
+        url = "http://localhost:%d%s" % (port, url_path)
+        if self.exec("test", "-x", "/usr/bin/curl", check=False).returncode == 0:
+            proc = self.exec("curl", "-s", "-o", "/dev/stdout", "-w", "\n%{http_code}", url, check=False)
+        else:
+            proc = self.exec("/usr/bin/python3", "-c", _PYTHON_HTTP_GET, url, check=False)
         body, _sep, status = proc.stdout.rpartition("\n")
         return int(status or 0), body
 
@@ -150,7 +169,8 @@ class Container:
         Returns the module's result dict, `diff` included when the module returned one, with
         `failed` set when it failed. Raises ModuleSkipped when Ansible skipped the module."""
         fqcn = module if "." in module else "pycgi.hosting." + module
-        run = self._ansible(["ansible", "all", "-m", fqcn, "-a", json.dumps(args or {})], check_mode, diff, user)
+        argv = ["ansible", "all", "-m", fqcn] + (["-a", json.dumps(args)] if args else [])
+        run = self._ansible(argv, check_mode, diff, user)
         if run.result is None:
             raise RuntimeError("ansible gave no result (rc=%d):\n%s" % (run.rc, run.output))
         if run.result.get("skipped"):
