@@ -82,6 +82,8 @@ options:
     type: int
     default: 30
 notes:
+  - In check mode on a host without Apache (a play whose install task was only predicted) it
+    reports the start it would do instead of failing.
   - Needs systemd (C(systemctl)) and an installed Apache (C(apache2) on the Debian family, C(httpd)
     on the RHEL family); the role M(pycgi.hosting.cgi_host) installs it first.
   - A graceful reload with mod_cgid replaces the CGI daemon; see the collection's
@@ -122,12 +124,12 @@ reasons:
   elements: str
   sample: ["Apache modules changed: +cgid"]
 cgi_module:
-  description: The CGI module enabled after the task (V(cgi) or V(cgid)).
+  description: The CGI module enabled after the task (V(cgi) or V(cgid)); null in check mode without Apache.
   returned: always
   type: str
   sample: cgid
 mpm:
-  description: The MPM Apache loads (V(event), V(worker), V(prefork)).
+  description: The MPM Apache loads (V(event), V(worker), V(prefork)); null in check mode without Apache.
   returned: always
   type: str
   sample: event
@@ -138,7 +140,7 @@ modules_changed:
   elements: str
   sample: ["+cgid"]
 service:
-  description: The systemd service of Apache.
+  description: The systemd service of Apache; null in check mode without Apache.
   returned: always
   type: str
   sample: apache2
@@ -305,6 +307,10 @@ def main():
     )
     params = module.params
     layout = layout_of(os.path.exists)
+    if layout is None and module.check_mode:
+        # A check run of a play that installs Apache first: the install was only predicted.
+        module.exit_json(changed=True, action="start", reasons=["Apache is not installed yet"], cgi_module=None, mpm=None,
+                         modules_changed=[], service=None, waited=0.0)
     if layout is None:
         module.fail_json(msg="Apache is not installed: neither /etc/httpd/conf/httpd.conf nor /etc/apache2/apache2.conf "
                              "exists (the role pycgi.hosting.cgi_host installs it)")

@@ -1,6 +1,7 @@
 """What the checks need to know about the host they run on: its OS layout, and the cache mode and
 SELinux setting the scenario gave it in the inventory (molecule passes the inventory directory
 to testinfra as --ansible-inventory; the testinfra hosts themselves use the podman backend)."""
+import base64
 import json
 import os
 
@@ -40,6 +41,20 @@ for dirpath, dirnames, filenames in os.walk(root):
                  and mtime == int(st.st_mtime) & 0xFFFFFFFF and size == st.st_size & 0xFFFFFFFF)
         report["current" if fresh else "stale"][source] = cache
 print(json.dumps(report))
+"""
+
+
+# Runs on the managed host: one GET, answered as JSON (status line, headers, body in base64),
+# error statuses included.
+HTTP_GET = r"""
+import base64, json, sys, urllib.error, urllib.request
+try:
+    response = urllib.request.urlopen(sys.argv[1], timeout=30)
+except urllib.error.HTTPError as exc:
+    response = exc
+body = response.read()
+print(json.dumps({"status_line": "HTTP/1.1 %d %s" % (response.status, response.reason),
+                  "headers": dict(response.headers.items()), "body": base64.b64encode(body).decode()}))
 """
 
 
@@ -86,18 +101,16 @@ class Site(object):
 
     def http(self, path):
         """(status, body) of a request to the host's own Apache."""
-        out = self.host.check_output("curl -s -o /dev/stdout -w '\\n%%{http_code}' %s", "http://localhost" + path)
-        body, _sep, status = out.rpartition("\n")
-        return int(status), body
+        reply = self.http_raw(path)
+        return int(reply[0].split()[1]), reply[2].decode("utf-8", "replace")
 
     def http_raw(self, path):
-        """(status line, headers dict, body bytes) of a request, the body exactly as sent."""
-        out = self.host.run("curl -s -i %s", "http://localhost" + path)
+        """(status line, headers dict, body bytes) of a request, the body exactly as sent. Asked
+        with the host's own Python: a server the role set up from bare has no curl."""
+        out = self.host.run("/usr/bin/python3 -c %s %s", HTTP_GET, "http://localhost" + path)
         assert out.rc == 0, out.stderr
-        head, _sep, body = out.stdout_bytes.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
-        return lines[0], headers, body
+        reply = json.loads(out.stdout)
+        return reply["status_line"], reply["headers"], base64.b64decode(reply["body"])
 
     def module(self, name, **args):
         """The result of an Ansible module run on this host, in check mode, through the inventory."""
