@@ -98,3 +98,30 @@ def decide(running, modules_changed, daemon_missing, config_changed, restart=Fal
     if config_changed:
         return "reload", ["the configuration changed"]
     return "none", []
+
+
+# The RHEL family's httpd chooses its MPM with one uncommented LoadModule line in this file.
+RHEL_MPM_CONF = "/etc/httpd/conf.modules.d/00-mpm.conf"
+_MPM_LINE_RE = re.compile(r"^(\s*#\s*)?(\s*LoadModule\s+mpm_(\w+)_module\s+\S+.*)$")
+
+
+def choose_mpm_in_conf(text, mpm):
+    """``text`` of 00-mpm.conf with only ``mpm``'s LoadModule line uncommented and the other
+    MPMs' lines commented out; every other line kept as it is. Raises ValueError when the file
+    has no line for ``mpm``."""
+    lines = text.splitlines(True)
+    found = False
+    for index, line in enumerate(lines):
+        match = _MPM_LINE_RE.match(line.rstrip("\r\n"))
+        if not match:
+            continue
+        ending = line[len(line.rstrip("\r\n")):]
+        commented, directive, name = match.group(1), match.group(2).lstrip(), match.group(3)
+        if name == mpm:
+            found = True
+            lines[index] = directive + ending
+        elif not commented:
+            lines[index] = "#" + directive + ending
+    if not found:
+        raise ValueError("%s has no LoadModule line for mpm_%s_module" % (RHEL_MPM_CONF, mpm))
+    return "".join(lines)

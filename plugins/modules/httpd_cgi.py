@@ -53,6 +53,20 @@ options:
     type: str
     choices: [auto, cgi, cgid]
     default: auto
+  mpm:
+    description:
+      - The MPM Apache runs with. V(keep) leaves the distribution's (or the user's) choice.
+      - V(prefork) with mod_cgi is the setup in which a graceful reload under CGI traffic fails no
+        request: mod_cgid's CGI daemon, which the threaded MPMs need, is replaced by every reload,
+        and a request that meets it then gets Apache's own 503. It costs CGI throughput; the
+        collection's C(docs/reload-under-traffic.md) has the measurements.
+      - On the Debian family the MPM modules are switched with C(a2dismod)/C(a2enmod); on the RHEL
+        family only the chosen MPM's C(LoadModule) line of C(/etc/httpd/conf.modules.d/00-mpm.conf)
+        is left uncommented. With O(cgi_module=auto) the CGI module follows the MPM. A change
+        restarts Apache.
+    type: str
+    choices: [keep, event, worker, prefork]
+    default: keep
   config_changed:
     description:
       - Whether the configuration changed since Apache last read it (for example a
@@ -105,6 +119,11 @@ EXAMPLES = r"""
   pycgi.hosting.httpd_cgi:
     config_changed: "{{ pycache_block is changed }}"
 
+- name: No failed request during configuration reloads, at the cost of CGI throughput
+  pycgi.hosting.httpd_cgi:
+    mpm: prefork
+    config_changed: "{{ pycache_block is changed }}"
+
 - name: Apache listens on another port only
   pycgi.hosting.httpd_cgi:
     wait_url: http://127.0.0.1:8080/
@@ -134,11 +153,11 @@ mpm:
   type: str
   sample: event
 modules_changed:
-  description: The modules enabled (C(+name)) or disabled (C(-name)) by the task.
+  description: The modules enabled (C(+name)) or disabled (C(-name)) by the task, in the order they were changed.
   returned: always
   type: list
   elements: str
-  sample: ["+cgid"]
+  sample: ["-mpm_event", "+mpm_prefork", "-cgid", "+cgi"]
 service:
   description: The systemd service of Apache; null in check mode without Apache.
   returned: always
@@ -152,6 +171,7 @@ waited:
 """
 
 import os
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -159,7 +179,9 @@ import urllib.request
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pycgi.hosting.plugins.module_utils._httpd_service import (
+    RHEL_MPM_CONF,
     cgid_daemon_listening,
+    choose_mpm_in_conf,
     decide,
     layout_of,
     loaded_modules,
@@ -226,47 +248,76 @@ class Host:
                        if os.path.exists(os.path.join(self.layout.mods_enabled, name + ".load")))
         return set(name for name in ("cgi", "cgid") if name in loaded)
 
+    def enabled_mpms(self, loaded_mpm):
+        """The MPMs enabled on disk: mods-enabled's on the Debian family, the loaded one else."""
+        if not self.layout.mods_enabled:
+            return [loaded_mpm] if loaded_mpm else []
+        return sorted(name[len("mpm_"):-len(".load")] for name in os.listdir(self.layout.mods_enabled)
+                      if name.startswith("mpm_") and name.endswith(".load"))
+
+    def choose_rhel_mpm(self, mpm):
+        """Leaves only ``mpm``'s LoadModule line of 00-mpm.conf uncommented (atomically)."""
+        try:
+            with open(RHEL_MPM_CONF) as handle:
+                text = handle.read()
+            updated = choose_mpm_in_conf(text, mpm)
+        except (OSError, ValueError) as exc:
+            self.fail("cannot choose the %s MPM: %s" % (mpm, exc))
+        if updated != text:
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(RHEL_MPM_CONF), prefix=".00-mpm.conf.")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(updated)
+            self.module.atomic_move(tmp, RHEL_MPM_CONF)
+
     def daemon_listening(self, main_pid):
         with open("/proc/net/unix") as handle:
             return cgid_daemon_listening(main_pid, handle.read())
 
 
-def plan_modules(host, loaded, requested):
-    """The CGI module to end with and the a2enmod/a2dismod changes that get there."""
-    mpm = mpm_of(loaded)
+def plan_modules(host, loaded, requested, requested_mpm="keep"):
+    """(MPM, CGI module, changes): the MPM and CGI module to end with and the changes that get
+    there, ``+name``/``-name`` for a module enabled or disabled, MPM changes first."""
+    current_mpm = mpm_of(loaded)
+    mpm = current_mpm if requested_mpm == "keep" else requested_mpm
+    changes = []
     enabled = host.enabled_modules(loaded)
+    if mpm != current_mpm:
+        changes.extend("-mpm_" + name for name in host.enabled_mpms(current_mpm) if name != mpm)
+        changes.append("+mpm_" + mpm)
+        if not host.layout.mods_enabled:
+            # 01-cgi.conf of the RHEL family loads the CGI module of the MPM it finds.
+            enabled = {wanted_cgi_module(mpm)}
     wanted = wanted_cgi_module(mpm, requested)
     if wanted == "cgi" and mpm != "prefork":
         # a2enmod itself would pick mod_cgid instead, and the package configuration of the RHEL
         # family loads mod_cgi only with prefork.
         host.fail("cgi_module=cgi needs the prefork MPM, and Apache runs the %s MPM: use cgi_module=cgid (or auto), "
-                  "or switch the MPM to prefork first" % mpm)
-    if requested == "auto" and enabled:
+                  "or mpm=prefork" % mpm)
+    if requested == "auto" and enabled and mpm == current_mpm:
         # One is enabled already: left as it is (the user's choice, or the package's).
-        return mpm, wanted if wanted in enabled else sorted(enabled)[0], []
+        return mpm, wanted if wanted in enabled else sorted(enabled)[0], changes
     if not host.layout.mods_enabled:
         if wanted not in enabled:
             host.fail("Apache's configuration loads %s, not mod_%s (the MPM is %s): /etc/httpd/conf.modules.d/01-cgi.conf "
                       "(package httpd) loads the CGI module the MPM in 00-mpm.conf needs; restore it, or choose the MPM "
                       "there" % ("mod_" + " and mod_".join(sorted(enabled)) if enabled else "no CGI module", wanted, mpm))
-        return mpm, wanted, []
-    changes = []
+        return mpm, wanted, changes
+    changes.extend("-" + name for name in sorted(enabled) if name != wanted)
     if wanted not in enabled:
         changes.append("+" + wanted)
-    changes.extend("-" + name for name in sorted(enabled) if name != wanted)
     return mpm, wanted, changes
 
 
-def apply_module_changes(host, changes):
-    for change in changes:
-        program = "a2enmod" if change.startswith("+") else "a2dismod"
-        host.run([program, "-q", change[1:]])
-
-
-def undo_module_changes(host, changes):
-    for change in reversed(changes):
-        program = "a2dismod" if change.startswith("+") else "a2enmod"
-        host.run([program, "-q", change[1:]], check=False)
+def apply_module_changes(host, changes, undo=False):
+    """Carries out the changes of plan_modules (in reverse, undoing them, when ``undo``):
+    a2enmod/a2dismod on the Debian family; on the RHEL family the MPM's line of 00-mpm.conf."""
+    for change in (reversed(changes) if undo else changes):
+        enable = change.startswith("+") != undo
+        name = change[1:]
+        if host.layout.mods_enabled:
+            host.run(["a2enmod" if enable else "a2dismod", "-q", name], check=not undo)
+        elif enable:
+            host.choose_rhel_mpm(name[len("mpm_"):])
 
 
 def wait_until_serving(host, action, url, timeout, cgid):
@@ -297,6 +348,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             cgi_module=dict(type="str", choices=["auto", "cgi", "cgid"], default="auto"),
+            mpm=dict(type="str", choices=["keep", "event", "worker", "prefork"], default="keep"),
             config_changed=dict(type="bool", default=False),
             restart=dict(type="bool", default=False),
             enabled=dict(type="bool", default=True),
@@ -319,7 +371,7 @@ def main():
     host = Host(module, layout)
 
     loaded = host.modules()
-    mpm, cgi_module, changes = plan_modules(host, loaded, params["cgi_module"])
+    mpm, cgi_module, changes = plan_modules(host, loaded, params["cgi_module"], params["mpm"])
     running = host.running()
     main_pid = host.main_pid() if running else 0
     cgid_loaded_now = "cgid" in loaded
@@ -343,7 +395,7 @@ def main():
     if action != "none":
         passed, output = host.config_test()
         if not passed:
-            undo_module_changes(host, changes)
+            apply_module_changes(host, changes, undo=True)
             result.update(changed=False, action="none", modules_changed=[])
             result.pop("diff", None)
             module.fail_json(msg="Apache's config test failed, so Apache was not %s%s: %s"

@@ -55,7 +55,7 @@ def test_a_named_cgi_module_replaces_the_other_with_a_restart(container):
     container.put_file(PROBE, PROBE_SCRIPT, mode=0o755)
     result = container.run_module("httpd_cgi", {"cgi_module": "cgi"}, diff=True)
     assert result["changed"] and result["action"] == "restart" and result["mpm"] == "prefork", result
-    assert result["modules_changed"] == ["+cgi", "-cgid"]
+    assert result["modules_changed"] == ["-cgid", "+cgi"]
     assert enabled(container, "cgi") and not enabled(container, "cgid")
     assert container.http_get("/cgi-bin/probe.py") == (200, "up\n")
     again = container.run_module("httpd_cgi", {"cgi_module": "cgi"})
@@ -81,3 +81,20 @@ def test_bad_input_is_refused_naming_the_option(container, args, words):
     result = container.run_module("httpd_cgi", args)
     assert result["failed"] and all(word in result["msg"] for word in words), result
     assert not active(container) and not enabled(container, "cgid")
+
+
+def test_the_prefork_mpm_brings_mod_cgi_with_one_restart(container):
+    container.exec("a2enmod", "-q", "cgid")
+    container.exec("systemctl", "start", "apache2")
+    container.put_file(PROBE, PROBE_SCRIPT, mode=0o755)
+    result = container.run_module("httpd_cgi", {"mpm": "prefork"}, check_mode=True)
+    assert result["changed"] and result["action"] == "restart" and enabled(container, "mpm_event"), result
+    result = container.run_module("httpd_cgi", {"mpm": "prefork"})
+    assert result["changed"] and result["action"] == "restart", result
+    assert result["modules_changed"] == ["-mpm_event", "+mpm_prefork", "-cgid", "+cgi"]
+    assert enabled(container, "mpm_prefork") and enabled(container, "cgi")
+    assert not enabled(container, "mpm_event") and not enabled(container, "cgid")
+    assert "mpm_prefork_module" in container.exec("apache2ctl", "-M").stdout
+    assert container.http_get("/cgi-bin/probe.py") == (200, "up\n")
+    again = container.run_module("httpd_cgi", {"mpm": "prefork"})
+    assert not again["changed"] and again["action"] == "none", again

@@ -6,6 +6,7 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._httpd_service impor
     DEBIAN,
     REDHAT,
     cgid_daemon_listening,
+    choose_mpm_in_conf,
     decide,
     layout_of,
     loaded_modules,
@@ -90,3 +91,32 @@ def test_the_layout_is_recognised_by_its_main_config():
     assert layout_of({"/etc/httpd/conf/httpd.conf"}.__contains__) is REDHAT
     assert layout_of(set().__contains__) is None
     assert DEBIAN.service == "apache2" and REDHAT.service == "httpd"
+
+
+# CentOS Stream 9's /etc/httpd/conf.modules.d/00-mpm.conf (comments shortened).
+RHEL_MPM_CONF_TEXT = """# Select the MPM module which should be used by uncommenting exactly
+# one of the following LoadModule lines.  See the httpd.conf(5) man
+# page for more information on changing the MPM.
+
+# prefork MPM: Implements a non-threaded, pre-forking web server
+#LoadModule mpm_prefork_module modules/mod_mpm_prefork.so
+
+# worker MPM: Multi-Processing Module implementing a hybrid
+#LoadModule mpm_worker_module modules/mod_mpm_worker.so
+
+# event MPM: A variant of the worker MPM with the goal of consuming
+LoadModule mpm_event_module modules/mod_mpm_event.so
+"""
+
+
+def test_the_rhel_mpm_is_chosen_by_uncommenting_one_line():
+    prefork = choose_mpm_in_conf(RHEL_MPM_CONF_TEXT, "prefork")
+    assert "\nLoadModule mpm_prefork_module modules/mod_mpm_prefork.so\n" in prefork
+    assert "\n#LoadModule mpm_event_module modules/mod_mpm_event.so\n" in prefork
+    assert "\n#LoadModule mpm_worker_module modules/mod_mpm_worker.so\n" in prefork
+    # Comments and everything else stay; going back gives the original file byte for byte.
+    assert prefork.count("\n") == RHEL_MPM_CONF_TEXT.count("\n")
+    assert choose_mpm_in_conf(prefork, "event") == RHEL_MPM_CONF_TEXT
+    assert choose_mpm_in_conf(RHEL_MPM_CONF_TEXT, "event") == RHEL_MPM_CONF_TEXT
+    with pytest.raises(ValueError, match="00-mpm.conf has no LoadModule line for mpm_itk_module"):
+        choose_mpm_in_conf(RHEL_MPM_CONF_TEXT, "itk")

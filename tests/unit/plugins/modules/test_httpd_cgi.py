@@ -54,8 +54,32 @@ def test_redhat_without_the_wanted_module_fails_naming_the_file(loaded, requeste
     (set(), {"mpm_event"}, "auto", ("event", "cgid", ["+cgid"])),
     (set(), {"mpm_prefork"}, "auto", ("prefork", "cgi", ["+cgi"])),
     ({"cgid"}, {"mpm_prefork", "cgid"}, "auto", ("prefork", "cgid", [])),
-    ({"cgid"}, {"mpm_prefork", "cgid"}, "cgi", ("prefork", "cgi", ["+cgi", "-cgid"])),
+    ({"cgid"}, {"mpm_prefork", "cgid"}, "cgi", ("prefork", "cgi", ["-cgid", "+cgi"])),
     ({"cgi", "cgid"}, {"mpm_prefork", "cgi", "cgid"}, "cgid", ("prefork", "cgid", ["-cgi"])),
 ])
 def test_debian_enables_and_disables_with_a2enmod(enabled, loaded, requested, expected):
     assert plan_modules(StandInHost(DEBIAN, enabled), loaded, requested) == expected
+
+
+class StandInMpmHost(StandInHost):
+    def __init__(self, layout, enabled, mpms):
+        super().__init__(layout, enabled)
+        self.mpms = mpms
+
+    def enabled_mpms(self, loaded_mpm):
+        return self.mpms
+
+
+@pytest.mark.parametrize("layout, enabled, loaded, mpm, expected", [
+    # Debian: the MPM first (a2enmod refuses a second MPM), then the CGI module of the new MPM.
+    (DEBIAN, {"cgid"}, {"mpm_event", "cgid"}, "prefork",
+     ("prefork", "cgi", ["-mpm_event", "+mpm_prefork", "-cgid", "+cgi"])),
+    (DEBIAN, {"cgi"}, {"mpm_prefork", "cgi"}, "event", ("event", "cgid", ["-mpm_prefork", "+mpm_event", "-cgi", "+cgid"])),
+    (DEBIAN, {"cgid"}, {"mpm_event", "cgid"}, "event", ("event", "cgid", [])),
+    # RHEL: only the MPM line changes; 01-cgi.conf then loads mod_cgi by itself.
+    (REDHAT, {"cgid"}, {"mpm_event", "cgid"}, "prefork", ("prefork", "cgi", ["-mpm_event", "+mpm_prefork"])),
+    (REDHAT, {"cgid"}, {"mpm_event", "cgid"}, "keep", ("event", "cgid", [])),
+])
+def test_a_chosen_mpm_brings_its_cgi_module(layout, enabled, loaded, mpm, expected):
+    host = StandInMpmHost(layout, enabled, sorted(name[4:] for name in loaded if name.startswith("mpm_")))
+    assert plan_modules(host, loaded, "auto", mpm) == expected
