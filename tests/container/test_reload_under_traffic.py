@@ -134,8 +134,9 @@ print(json.dumps({
 # What mod_cgid logs when a request meets its CGI daemon while a graceful reload replaces it:
 # the old daemon exits with the request queued (AH10246, connection reset; AH10245 when the
 # request cannot even be sent), the new one is not listening yet after the retries (AH01257,
-# AH02833), or the old one is gone (AH01258). Apache answers each such request with 503; the
-# failed request's cleanup then asks the new daemon for a script it never started (AH01261).
+# AH02833), or the old one is gone (AH01258). Apache answers each such request with 503. When
+# the request's second connection, which asks for its script's PID, reaches the new daemon, that
+# daemon never started the script: AH01261, then AH10246.
 CGID_RESTART_RACE = re.compile(r"AH10246: .*failed reading PID from cgi daemon"
                                r"|AH10245: .*could not send request to cgi daemon"
                                r"|AH01257: .*unable to connect to cgi daemon"
