@@ -166,7 +166,12 @@ def site(tmp_path_factory):
         pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
     host = Container.start(prefix="pycgi-rel-role")
     try:
-        host.exec("a2enmod", "-q", "cgid")
+        # The prefork MPM with mod_cgi: the setup in which a graceful reload under CGI traffic fails
+        # no request (docs/reload-under-traffic.md; with mod_cgid a request that meets its CGI daemon
+        # while a reload replaces it gets a 503, see tests/container/test_reload_under_traffic.py).
+        host.exec("a2dismod", "-q", "mpm_event")
+        host.exec("a2enmod", "-q", "mpm_prefork")
+        host.exec("a2enmod", "-q", "cgi")
         host.put_file("/etc/apache2/conf-enabled/cgi-files.conf", FILES_ALIAS)
         host.exec("systemctl", "start", "apache2")
         deploy = Site(host, str(tmp_path_factory.mktemp("site")))
@@ -193,7 +198,8 @@ def under_traffic(site, action):
     try:
         result = action()
         ended = time.time()
-        time.sleep(1.0)  # a few requests against the finished deploy
+        # A few requests against the finished deploy (seconds, on a loaded 2-core machine).
+        time.sleep(3.0)
     finally:
         host.exec("touch", stop)
     deadline = time.monotonic() + MAX_SECONDS + 40
@@ -220,33 +226,8 @@ def task_sections(output):
 def graceful_restarts(host):
     """How many times Apache has reloaded (graceful restarts in its error log)."""
     log = host.exec("cat", "/var/log/apache2/error.log").stdout
-    return log.count("SIGUSR1 received.  Doing graceful restart")
-
-
-def error_log_size(host):
-    return int(host.exec("stat", "-c", "%s", "/var/log/apache2/error.log").stdout)
-
-
-# What mod_cgid logs when a request reaches its CGI daemon while a graceful restart replaces it:
-# the old daemon exits with the request accepted (AH10246), or the new one is not listening yet
-# after the retries (AH01257, AH02833). Apache answers such a request with 503 before any script
-# runs. It happens in Apache with any reload; the role can only avoid reloads it does not need.
-CGID_RESTART_RACE = re.compile(r"AH10246: .*failed reading PID from cgi daemon"
-                               r"|AH01257: unable to connect to cgi daemon"
-                               r"|AH02833: ScriptSock .* does not exist")
-
-
-def cgid_restart_refusals(host, summary, log_offset, reloads):
-    """Splits the failures of a traffic run with Apache reloads into those that mod_cgid's own
-    log attributes to its daemon being replaced (503s, no more than it logged, at most one per
-    reload) and every other failure; returns (refused, others)."""
-    log = host.exec("tail", "-c", "+%d" % (log_offset + 1), "/var/log/apache2/error.log").stdout
-    logged = [line for line in log.splitlines() if CGID_RESTART_RACE.search(line)]
-    refused = [f for f in summary["failures"] if f[1] == 503 and "Service Unavailable" in f[5]]
-    others = [f for f in summary["failures"] if f not in refused]
-    if len(refused) > min(len(logged), reloads):
-        return [], summary["failures"]
-    return refused, others
+    # The event MPM's line, and the prefork MPM's.
+    return len(re.findall(r"AH00493: SIGUSR1 received|AH00171: Graceful restart requested", log))
 
 
 def apache_identity(host):
@@ -285,15 +266,12 @@ def labels(host):
     return json.loads(host.exec("python3", "-c", LABELS, ROOT).stdout)
 
 
-def assert_traffic_clean(summary, ended, old, new, excused=()):
-    """Every response a complete page of the old or new version, the new one after the deploy;
-    ``excused`` are failures the caller has attributed to Apache itself."""
-    failures = [f for f in summary["failures"] if f not in excused]
+def assert_traffic_clean(summary, ended, old, new):
+    """Every response a complete page of the old or new version, the new one after the deploy."""
+    failures = summary["failures"]
     assert failures == [], failures[:5]
     assert summary["requests"] >= 20, summary
     versions = dict(summary["versions"])
-    if excused:
-        versions["null"] -= len(excused)
     assert {v for v, n in versions.items() if n} <= {old, new}, summary["versions"]
     after = [version for stamp, version in summary["timeline"] if stamp > ended + 0.2]
     assert after and set(after) == {new}, "responses after the deploy ended: %s" % after
@@ -345,24 +323,16 @@ def test_writable_mode_serves_no_cache_and_lets_the_web_user_write_only_caches(s
 def test_switch_to_readonly_with_a_push_under_live_traffic_drops_no_request(site, capsys):
     """The same deploy switched to readonly caches with another code push, under traffic: the
     Apache block changes, so the handler tests the config and Apache reloads gracefully (once)
-    while requests keep coming; no failed or wrong response, except that a request reaching
-    mod_cgid's CGI daemon in the moment the reload replaces it may get Apache's own 503 (one
-    reload in thirty, measured under 140 requests a second); such a 503 is accepted only when Apache's error log
-    records that daemon race for it (AH10246, AH01257 or AH02833), at most one per reload."""
+    while requests keep coming; with the prefork MPM and mod_cgi (pycgi_apache_mpm: prefork) not
+    one request fails or answers wrong across the reload."""
     host = site.host
     reloads = graceful_restarts(host)
-    log_offset = error_log_size(host)
     site.push_version("1.2")
     run, summary, ended = under_traffic(site, lambda: site.play("readonly"))
     report(capsys, "code push + switch to readonly (with an Apache reload)", summary)
     assert run.rc == 0, run.output[-3000:]
     assert graceful_restarts(host) == reloads + 1
-    refused, _others = cgid_restart_refusals(host, summary, log_offset, reloads=1)
-    if refused:
-        with capsys.disabled():
-            print("  %d request(s) refused by mod_cgid while the reload replaced its daemon (logged by Apache)"
-                  % len(refused))
-    assert_traffic_clean(summary, ended, "1.1", "1.2", excused=refused)
+    assert_traffic_clean(summary, ended, "1.1", "1.2")
 
 
 # --- 5. security properties, readonly mode --------------------------------------------------------
