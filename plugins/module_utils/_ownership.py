@@ -322,9 +322,9 @@ class _Walk:
                         if st.st_uid == uid and st.st_gid == gid:
                             continue
                     else:
-                        if current != pyc_mode and st_mode & _S_IFMT == _S_IFREG and entry.name.endswith(".pyc"):
+                        if st_mode & _S_IFMT == _S_IFREG and entry.name.endswith(".pyc"):
                             # Only the .pyc files of caches get a mode; everything else keeps its own.
-                            mode = pyc_mode
+                            mode = pyc_mode & ~_unreadable_bits(fd, entry.name)
                         if st.st_uid == uid and st.st_gid == gid and current == mode:
                             continue
                     name = entry.name
@@ -476,10 +476,23 @@ class _Walk:
         self.report.made.append((path, None, None, None, self.dir_mode))
 
 
+def _unreadable_bits(cache_fd, pyc_name):
+    """The read bits that the source of ``pyc_name`` (in the directory above the cache open as
+    ``cache_fd``) lacks: its cache must not be easier to read than the source itself."""
+    stem = pyc_name.split(".", 1)[0]
+    try:
+        source_mode = os.stat("../%s.py" % stem, dir_fd=cache_fd).st_mode
+    except (OSError, ValueError):
+        return 0
+    return 0o444 & ~source_mode
+
+
 def fix_ownership(path, uid, gid, scope="pycache", dir_mode=0o755, file_mode=0o644, create=True, check_mode=False):
     """Gives the caches below ``path`` (scope ``pycache``) or everything below it (scope
     ``tree``) the owner ``uid`` and group ``gid``, ``dir_mode`` to ``__pycache__`` directories
-    and ``file_mode`` to the ``.pyc`` files in them, in one walk; other modes are kept.
+    and ``file_mode`` to the ``.pyc`` files in them, in one walk; other modes are kept. A
+    ``.pyc`` gets ``file_mode`` without the read bits its source (in the directory above its
+    cache) lacks.
 
     With ``create``, every directory holding ``*.py`` sources (outside the caches) gets a
     ``__pycache__`` of that owner and mode. Symlinks are never followed or changed; they are

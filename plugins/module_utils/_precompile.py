@@ -278,6 +278,7 @@ def prune_candidates(tree, cache_tags, pycache_prefix=None):
     """
     sources = {directory: set(names) for directory, names in tree.sources}
     excluded = set(tree.excluded)
+    outside = set(tree.outside_links)
     tmp_suffix = _compile_worker.TMP_SUFFIX
     if pycache_prefix:
         listing = prefix_listing(tree, pycache_prefix)
@@ -298,6 +299,9 @@ def prune_candidates(tree, cache_tags, pycache_prefix=None):
             if parsed[1] not in cache_tags:
                 doomed.append((os.path.join(cache_dir, name),
                                "cache tag %s: no listed interpreter reads it" % parsed[1]))
+            elif os.path.join(parent, source) in outside:
+                doomed.append((os.path.join(cache_dir, name), "its source %s is a symbolic link out of the tree"
+                               % os.path.join(parent, source)))
             elif source not in present and os.path.join(parent, source) not in excluded:
                 doomed.append((os.path.join(cache_dir, name),
                                "its source %s is gone" % os.path.join(parent, source)))
@@ -446,7 +450,7 @@ def _split_module_results(result, interp, trees, reports):
 
 def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=(0,),
                workers=0, exclude=(), prune=True, check_mode=False, diff=False,
-               search_path=None, pycache_prefix=None, interpreter_modules=False):
+               search_path=None, pycache_prefix=None, interpreter_modules=False, follow_outside_links=False):
     """Brings the bytecode caches of the tree at ``path`` up to date.
 
     Arguments are the module's options; ``check_mode`` computes the same answer and writes
@@ -455,7 +459,9 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
     writes the caches where Python 3.8+ reads them under PYTHONPYCACHEPREFIX instead of into
     ``__pycache__`` directories; ``interpreter_modules`` (with ``pycache_prefix`` only) also
     writes there the caches of each interpreter's standard library and site-packages, which
-    Python looks for in the prefix too once PYTHONPYCACHEPREFIX is set.
+    Python looks for in the prefix too once PYTHONPYCACHEPREFIX is set;
+    ``follow_outside_links`` compiles sources that are symbolic links to files outside the
+    tree (by default they are neither read nor compiled, and listed in ``outside_links``).
 
     Returns a dict: ``changed``, ``compiled`` (sources), ``pruned`` (paths), ``errors``
     ([{path, line, msg, interpreters}]), ``interpreters`` ([{path, version, cache_tag}]),
@@ -490,12 +496,12 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
         # every source anyway, so the walk leaves the .py entry scripts to them.
         started = launch(interpreter_requests(None, interpreters), interpreter_modules)
         try:
-            tree = walk(path, exclude, py_scripts=False)
+            tree = walk(path, exclude, py_scripts=False, follow_outside_links=follow_outside_links)
         except BaseException:
             stop(started)
             raise
     else:
-        tree = walk(path, exclude)
+        tree = walk(path, exclude, follow_outside_links=follow_outside_links)
         started = launch(interpreter_requests(tree, search_path=search_path), interpreter_modules)
     chosen = check_interpreters(started, invalidation_mode, pycache_prefix)
     module_trees = {}
@@ -508,8 +514,10 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
 
     def job_for(interp):
         dirs = list(tree.sources)
+        roots = [os.path.join(os.path.realpath(tree.root), "")]
         for module_tree in module_trees.get(interp.path, ()):
             dirs.extend(module_tree.sources)
+            roots.append(os.path.join(os.path.realpath(module_tree.root), ""))
         return json.dumps({
             "dirs": dirs,
             "invalidation_mode": invalidation_mode,
@@ -517,6 +525,7 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
             "check": bool(check_mode),
             "workers": workers,
             "pycache_prefix": pycache_prefix or None,
+            "roots": None if follow_outside_links else roots,
         }).encode("ascii")
 
     errors = {}
@@ -561,10 +570,13 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
                           "cache_tag": i.probe["cache_tag"]} for i, _w in chosen],
         "entry_scripts": [script.path for script in tree.entry_scripts],
         "symlinks_skipped": tree.symlinks,
+        "outside_links": tree.outside_links,
         "stats": {"sources": total, "fresh": fresh, "compiled": len(compiled),
                   "pruned": len(pruned), "errors": len(errors)},
         "interpreter_modules": modules_report,
-        "warnings": optimize_warnings(tree, levels),
+        "warnings": optimize_warnings(tree, levels) + [
+            "%s is a symbolic link to %s, outside the tree: not read or compiled (follow_outside_links=true allows it)"
+            % (link, os.path.realpath(link)) for link in tree.outside_links],
     }
     if diff:
         changes.sort()

@@ -33,6 +33,7 @@ description:
 author: pycgi.hosting contributors (@pycgi)
 extends_documentation_fragment:
   - pycgi.hosting.pytree
+  - pycgi.hosting.paths
 attributes:
   check_mode:
     description: Runs in check mode with the same result; the module never changes anything.
@@ -43,7 +44,10 @@ attributes:
 options:
   path:
     description:
-      - The CGI tree, for example C(/var/www/cgi-bin).
+      - The CGI tree, for example C(/var/www/cgi-bin). C(/) and system directories are refused
+        (see O(allow_system_path)).
+      - A source that is a symbolic link to a file outside O(path) is not read, as in
+        M(pycgi.hosting.precompile).
   interpreters:
     description:
       - Paths of the Python interpreters whose caches are inspected.
@@ -89,7 +93,7 @@ options:
       - The Apache config file to look for the block in.
       - Defaults to the main config of the host's layout, C(/etc/httpd/conf/httpd.conf), else
         C(/etc/apache2/apache2.conf).
-    type: path
+    type: str
   list_limit:
     description:
       - At most this many entries in each list of the result; the counts are always complete.
@@ -435,22 +439,24 @@ summary:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pycgi.hosting.plugins.module_utils._info import LIST_LIMIT, InfoError, inspect
+from ansible_collections.pycgi.hosting.plugins.module_utils._paths import PathError, display, json_safe, literal_root
 from ansible_collections.pycgi.hosting.plugins.module_utils._precompile import OPTIMIZE_LEVELS
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
-            interpreters=dict(type="list", elements="path"),
+            path=dict(type="str", required=True),
+            interpreters=dict(type="list", elements="str"),
             optimize=dict(type="list", elements="int", default=[0], choices=list(OPTIMIZE_LEVELS)),
             exclude=dict(type="list", elements="str", default=[]),
             owner=dict(type="str"),
             group=dict(type="str"),
             cache_mode=dict(type="str", default="writable", choices=["writable", "readonly", "prefix"]),
-            pycache_prefix=dict(type="path"),
-            apache_config=dict(type="path"),
+            pycache_prefix=dict(type="str"),
+            apache_config=dict(type="str"),
             list_limit=dict(type="int", default=LIST_LIMIT),
+            allow_system_path=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -460,8 +466,12 @@ def main():
         return module.run_command(argv, environ_update={"LC_ALL": "C", "LANG": "C"})
 
     try:
+        path = literal_root(params["path"], "path", params["allow_system_path"])
+    except PathError as exc:
+        module.fail_json(msg=str(exc))
+    try:
         result = inspect(
-            params["path"],
+            path,
             interpreters=params["interpreters"],
             optimize=params["optimize"],
             exclude=params["exclude"],
@@ -475,8 +485,9 @@ def main():
             run=run,
         )
     except InfoError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, **result)
+        module.fail_json(msg=display(str(exc)))
+    # Names that are not UTF-8 are returned escaped: Ansible refuses a result holding them.
+    module.exit_json(changed=False, **json_safe(result))
 
 
 if __name__ == "__main__":
