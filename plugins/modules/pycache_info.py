@@ -76,7 +76,8 @@ options:
   cache_mode:
     description:
       - V(writable) when the web server is meant to write its caches, V(readonly) when they are
-        precompiled at deploy time and never written at run time (then only reading is checked).
+        precompiled at deploy time and never written at run time (then reading is checked, and that the
+        user cannot swap a cache directory for one of its own, RV(access.cache_dirs_replaceable)).
       - V(prefix) when the caches live below O(pycache_prefix) (C(PYTHONPYCACHEPREFIX), written by
         M(pycgi.hosting.precompile) with its O(pycgi.hosting.precompile#module:pycache_prefix) option);
         freshness, leftovers, access and labels are those of the cache directories in the prefix's copy
@@ -328,6 +329,13 @@ access:
           (O(cache_mode=writable) only), with C(count) and C(paths).
       type: dict
       sample: {count: 0, paths: []}
+    cache_dirs_replaceable:
+      description:
+        - With O(cache_mode=readonly), the C(__pycache__) directories in a directory the user may write to
+          (and whose sticky bit, if any, does not stop it): the user can rename the root-owned cache away
+          and put a cache of its own in its place, which the scripts then import. With C(count) and C(paths).
+      type: dict
+      sample: {count: 1, paths: [/srv/app/cgi-bin/uploads/__pycache__]}
 selinux:
   description: SELinux labels; only C(available) and C(reason) without the tools or a policy.
   returned: always
