@@ -105,3 +105,22 @@ def json_safe(value):
     if isinstance(value, (list, tuple)):
         return [json_safe(item) for item in value]
     return value
+
+
+def keep_paths_literal(module):
+    """Stops ``module`` (an AnsibleModule) from reading a returned ``path``/``dest`` with
+    ``$VAR`` and ``~`` expanded.
+
+    AnsibleModule adds the owner and mode of a returned ``path`` (or ``dest``) to the result,
+    looking it up with ``$VAR`` and ``~`` expanded: for a literal ``/srv/a$HOME`` it would stat
+    ``/srv/a/root`` and crash when that does not exist. Such a path gets no added file facts.
+    """
+    add_path_info = module.add_path_info
+
+    def literal_add_path_info(kwargs):
+        path = kwargs.get("path", kwargs.get("dest"))
+        if isinstance(path, str) and ("$" in path or "~" in path):
+            return kwargs
+        return add_path_info(kwargs)
+
+    module.add_path_info = literal_add_path_info

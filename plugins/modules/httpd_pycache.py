@@ -193,7 +193,7 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._apache import (
     render_block,
     set_block,
 )
-from ansible_collections.pycgi.hosting.plugins.module_utils._paths import PathError, display, literal_root
+from ansible_collections.pycgi.hosting.plugins.module_utils._paths import PathError, display, keep_paths_literal, literal_root
 
 # How long a run waits for another run editing the same config to finish.
 LOCK_TIMEOUT = 600
@@ -284,6 +284,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    keep_paths_literal(module)
     if params["server_wide"]:
         if params["path"] is not None or params["pycache_prefix"] or not params["write_bytecode"]:
             module.fail_json(msg="server_wide=true writes one block for every __pycache__ of the server; it cannot be "

@@ -447,7 +447,7 @@ summary:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pycgi.hosting.plugins.module_utils._info import LIST_LIMIT, InfoError, inspect
-from ansible_collections.pycgi.hosting.plugins.module_utils._paths import PathError, display, json_safe, literal_root
+from ansible_collections.pycgi.hosting.plugins.module_utils._paths import PathError, display, json_safe, keep_paths_literal, literal_root
 from ansible_collections.pycgi.hosting.plugins.module_utils._precompile import OPTIMIZE_LEVELS
 
 
@@ -469,6 +469,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    keep_paths_literal(module)
 
     def run(argv):
         return module.run_command(argv, environ_update={"LC_ALL": "C", "LANG": "C"})
