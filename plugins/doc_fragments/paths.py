@@ -14,7 +14,7 @@ options:
   allow_system_path:
     description:
       - Accept a root that is a system directory. Without it, these are refused (compared after
-        resolving symbolic links and C(..)): C(/), C(/bin), C(/boot), C(/dev), C(/etc), C(/home),
+        resolving symbolic links and C(..)); C(/), C(/bin), C(/boot), C(/dev), C(/etc), C(/home),
         C(/lib), C(/lib32), C(/lib64), C(/libx32), C(/media), C(/mnt), C(/opt), C(/proc),
         C(/root), C(/run), C(/sbin), C(/srv), C(/sys), C(/tmp), C(/usr), C(/usr/bin),
         C(/usr/include), C(/usr/lib), C(/usr/lib32), C(/usr/lib64), C(/usr/libexec),
@@ -33,6 +33,6 @@ notes:
     be an absolute path, and C(~/cgi-bin) is refused naming the option. Use Jinja
     (C({{ ansible_env.HOME }})) to build a path from a variable.
   - Returned paths and messages are JSON-safe. A file name that is not valid UTF-8 (Linux allows
-    any bytes) is returned with each byte that is not part of valid UTF-8 written as C(\\xNN),
-    for example C(/var/www/cgi-bin/\\xff\\xfe_bad.py); such files are handled like any other.
+    any bytes) is returned with each byte that is not part of valid UTF-8 written as C(\xNN),
+    for example C(/var/www/cgi-bin/\xff\xfe_bad.py); such files are handled like any other.
 """

@@ -21,7 +21,7 @@ description:
     C(apache2ctl -t) on Debian) runs with the change in place; if it fails, the original file is put
     back byte for byte (content, mode, owner) and the task fails with the test's output.
   - The module never reloads Apache; notify a handler when it reports a change.
-  - Runs on one host that edit the same O(dest) at the same time (two deploys at once) take turns: each
+  - Runs on one host that edit the same O(dest) at the same time (two deploys at once) take turns. Each
     holds an exclusive lock (C(flock)) on the directory of O(dest) from reading the file to the end of the
     config test and of any rollback, so no run loses another's block and a config test never sees
     another run's half-done change.

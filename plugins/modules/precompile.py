@@ -25,7 +25,7 @@ description:
     symbolic link is reported as an error and never written through. A source that is a dangling
     symbolic link or a loop of them is reported as an error (Python could not import it).
   - A source that is a symbolic link to a file outside O(path) is neither read nor compiled (a
-    warning names it, and RV(outside_links) lists it), unless O(follow_outside_links=true): the task
+    warning names it, and RV(outside_links) lists it), unless O(follow_outside_links=true). The task
     runs as root, and the cache it would write holds the linked file's code where the web server user
     can read it. Its old caches are pruned. The check is made on the file actually opened, so a link
     swapped in during the run is not read either.
@@ -129,7 +129,7 @@ options:
   follow_outside_links:
     description:
       - Compile sources that are symbolic links to files outside O(path), for trees that link
-        shared code in on purpose. Only for trees whose every writer is trusted: whoever can
+        shared code in on purpose. Only for trees whose every writer is trusted, since whoever can
         write in the tree can then make root read any file into a cache.
     type: bool
     default: false

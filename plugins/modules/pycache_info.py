@@ -332,7 +332,7 @@ access:
     cache_dirs_replaceable:
       description:
         - With O(cache_mode=readonly), the C(__pycache__) directories in a directory the user may write to
-          (and whose sticky bit, if any, does not stop it): the user can rename the root-owned cache away
+          (and whose sticky bit, if any, does not stop it). The user can rename the root-owned cache away
           and put a cache of its own in its place, which the scripts then import. With C(count) and C(paths).
       type: dict
       sample: {count: 1, paths: [/srv/app/cgi-bin/uploads/__pycache__]}

@@ -272,3 +272,40 @@ def test_server_wide_deny_is_one_block_for_every_pycache(tmp_path):
     both = run_module("httpd_pycache", {"server_wide": True, "path": "/srv/cgi", "dest": str(conf), "validate": False},
                       tmp_path=tmp_path)
     assert both["failed"] and "server_wide" in both["msg"], both
+
+
+# --- 1. bad input ---------------------------------------------------------------------------------
+
+ROLE_CASES = [
+    (dict(roots=[{"path": ""}], cache_mode="writable"), "pycgi_roots[0].path is empty"),
+    (dict(roots=[{"path": "/srv/a"}, {"path": "/srv/a/"}], cache_mode="writable"),
+     "pycgi_roots[1].path and pycgi_roots[0].path name the same directory /srv/a"),
+    (dict(roots=[{"path": "/srv/cgi"}], cache_mode="prefix", pycache_prefix="/srv/cgi/cache"),
+     "pycgi_pycache_prefix /srv/cgi/cache is inside pycgi_roots[0].path /srv/cgi"),
+    (dict(roots=[{"path": "/srv/cache/cgi"}], cache_mode="prefix", pycache_prefix="/srv/cache"),
+     "pycgi_roots[0].path /srv/cache/cgi is inside pycgi_pycache_prefix /srv/cache"),
+    (dict(roots=[{"path": "/srv/cgi"}], cache_mode="prefix", pycache_prefix="/var/cache"),
+     "pycgi_pycache_prefix '/var/cache' is a system directory"),
+    (dict(roots=[{"path": "/var/lib/"}], cache_mode="writable"), "pycgi_roots[0].path '/var/lib/' is a system directory"),
+    (dict(roots=[{"path": "cgi"}], cache_mode="writable"), "pycgi_roots[0].path 'cgi' is not an absolute path"),
+    (dict(roots=[{"path": "/srv/cgi"}], cache_mode="writable", source="app/", explicit_roots=True),
+     "pycgi_source is only the source of the stock root"),
+    (dict(roots=[{"path": "/srv/cgi"}], cache_mode="writable", interpreters=["python3"]),
+     "pycgi_interpreters[0] 'python3' is not an absolute path"),
+]
+
+
+@pytest.mark.parametrize("settings, message", ROLE_CASES, ids=[m.split(" ")[0] for _s, m in ROLE_CASES])
+def test_the_role_names_each_bad_setting(settings, message):
+    """The role's first check (the `cgi_host_problems` filter behind roles/cgi_host/tasks/validate.yml)
+    names the setting for an empty root path, the same root twice, a cache prefix inside a root or
+    a root inside it, a system directory as root or prefix, a relative root, `pycgi_source` that
+    `pycgi_roots` would make ignored, and a relative interpreter; good settings give no problem."""
+    from ansible_collections.pycgi.hosting.plugins.filter.cgi_host import cgi_host_problems
+
+    roots = settings.pop("roots")
+    problems = cgi_host_problems(roots, **settings)
+    assert any(message in problem for problem in problems), problems
+    good = cgi_host_problems([{"path": "/usr/lib/cgi-bin"}, {"path": "/srv/app/cgi-bin"}], "prefix",
+                             pycache_prefix="/var/cache/pycgi", source="", interpreters=["/usr/bin/python3"])
+    assert good == []
