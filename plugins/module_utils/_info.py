@@ -743,6 +743,8 @@ def inspect(path, interpreters=None, optimize=(0,), exclude=(), owner=None, grou
     chosen, failed = start_inspectors(requests)
     problems += failed
     problems += ["%s: %s" % (err_path, message) for err_path, message in tree.errors]
+    problems += ["%s: a symbolic link to %s, outside the tree: not read here, and precompile does not compile it"
+                 % (link, os.path.realpath(link)) for link in tree.outside_links]
     cache_tags = set(interp.probe["cache_tag"] for interp, _w in chosen)
     if pycache_prefix:
         problems += ["%s (%s) is Python %s: it ignores pycache_prefix (Python 3.8 or later reads it)"

@@ -83,17 +83,12 @@ def display(text):
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        # Undecodable bytes of a file name come back from os functions as lone surrogates.
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") \
-            if _only_escapes(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _only_escapes(text):
+        pass
     try:
-        text.encode("utf-8", "surrogateescape")
-        return True
+        # The undecodable bytes of a file name come back from os functions as lone surrogates.
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:
-        return False
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def json_safe(value):

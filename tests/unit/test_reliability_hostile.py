@@ -53,8 +53,9 @@ def pycs_below(root):
 def test_a_source_linked_from_outside_the_tree_is_never_read(tmp_path):
     """A web-user-writable subdirectory holds `config.py` -> a root-only file outside the tree and
     `x.py` -> another: precompile neither reads nor compiles them (a warning names each, they are
-    listed in `outside_links`), no cache anywhere holds the secret, and the leaked cache an earlier
-    run left behind is pruned. With `follow_outside_links: true` a link is compiled."""
+    listed in `outside_links`), no cache anywhere holds the secret, the leaked cache an earlier
+    run left behind is pruned, and pycache_info names the links without reading them. With
+    `follow_outside_links: true` a link is compiled."""
     secret = write(tmp_path / "private" / "secret.py", SECRET, 0o600)
     other = write(tmp_path / "private" / "shadow.py", "HASH = 'x'\n", 0o600)
     root = tmp_path / "cgi"
@@ -78,6 +79,9 @@ def test_a_source_linked_from_outside_the_tree_is_never_read(tmp_path):
     for pyc in pycs_below(root):
         assert b"ffd0c1a9" not in pyc.read_bytes(), pyc
         assert not pyc.name.startswith(("config.", "x.")), pyc
+
+    info = run_module("pycache_info", {"path": str(root), "interpreters": [sys.executable]}, tmp_path=tmp_path)
+    assert any(problem.startswith(str(root / "sub" / "config.py") + ": a symbolic link to") for problem in info["problems"])
 
     followed = run_module("precompile", {"path": str(root), "interpreters": [sys.executable],
                                          "follow_outside_links": True}, tmp_path=tmp_path)
