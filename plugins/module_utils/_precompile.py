@@ -41,8 +41,13 @@ Interpreter = collections.namedtuple("Interpreter", ["path", "named_by", "probe"
 
 
 class PrecompileError(Exception):
-    """A problem that stops the whole run (a bad option or interpreter: before anything is
-    written)."""
+    """A problem that stops the whole run: a bad option or interpreter, before anything is
+    written, or an interpreter's compile program that fails after others wrote caches; then
+    ``written`` lists the sources compiled before it (otherwise it is empty)."""
+
+    def __init__(self, message, written=()):
+        super(PrecompileError, self).__init__(message)
+        self.written = sorted(written)
 
 
 def worker_source():
@@ -535,7 +540,13 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
     modules_report = []
     try:
         for index, (interp, worker) in enumerate(chosen):
-            result = worker.run(job_for(interp))
+            try:
+                result = worker.run(job_for(interp))
+            except PrecompileError as exc:
+                if not compiled:
+                    raise
+                raise PrecompileError("%s (after %d source(s) were compiled by the interpreters before it, listed in "
+                                      "compiled)" % (exc, len(compiled)), compiled)
             chosen[index] = (interp, None)
             if module_trees:
                 result = _split_module_results(result, interp, module_trees.get(interp.path, ()), modules_report)

@@ -391,7 +391,8 @@ def main():
             follow_outside_links=params["follow_outside_links"],
         )
     except PrecompileError as exc:
-        module.fail_json(msg=display(str(exc)))
+        # A failure after caches were written says which.
+        module.fail_json(msg=display(str(exc)), changed=bool(exc.written), compiled=json_safe(exc.written))
 
     # Names that are not UTF-8 are returned escaped: Ansible refuses a result holding them.
     result = json_safe(result)
