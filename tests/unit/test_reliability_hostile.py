@@ -264,6 +264,8 @@ def test_concurrent_httpd_pycache_runs_keep_every_block(tmp_path):
     assert missing == [], "blocks lost: %s" % missing
 
 
+# --- 5. security properties, from outside ---------------------------------------------------------
+
 def test_server_wide_deny_is_one_block_for_every_pycache(tmp_path):
     """`server_wide: true` writes one block whose regex matches a `__pycache__` anywhere (for
     example under /var/www/html), is idempotent, and cannot be combined with `path`."""
