@@ -23,8 +23,10 @@ Job::
      "check": false,            # true: compile in memory to find errors, write nothing
      "workers": 0,              # processes that compile; 0: one per CPU
      "pycache_prefix": null,    # a directory: write where PYTHONPYCACHEPREFIX reads (3.8+)
-     "roots": [directory, ...]} # a source is read only if the file opened lies below one of
+     "roots": [directory, ...], # a source is read only if the file opened lies below one of
                                 # these (symbolic links resolved); null: no such check
+     "trusted_dirs": [directory, ...]}  # source directories exempt from that check (the
+                                        # interpreter's own, root's: their links are the system's)
 
 Result::
 
@@ -313,8 +315,10 @@ def plan(job, dirs):
     levels = job["optimize"]
     prefix = job.get("pycache_prefix")
     roots = job.get("roots")
+    trusted = frozenset(job.get("trusted_dirs") or ())
     items, errors, failed_dirs, executables, fresh = [], [], [], [], 0
     for directory, names in dirs:
+        checked = None if directory in trusted else roots
         cache_dir = cache_dir_of(directory, prefix)
         head = os.path.join(directory, "")
         try:
@@ -332,7 +336,7 @@ def plan(job, dirs):
                     st = os.stat(source)
                     meta = (int(st.st_mtime), st.st_size)
                     if flags:
-                        header = hash_header(flags, read_source(source, roots)[0])
+                        header = hash_header(flags, read_source(source, checked)[0])
                     else:
                         header = timestamp_header(meta[0], meta[1])
                 except (OSError, ValueError) as exc:
@@ -367,6 +371,7 @@ def compile_items(job, items):
     check = job["check"]
     prefix = job.get("pycache_prefix")
     roots = job.get("roots")
+    trusted = frozenset(job.get("trusted_dirs") or ())
     umask = os.umask(0o022)
     os.umask(umask)
     fix_mode = bool(umask & PYC_MODE)
@@ -382,7 +387,7 @@ def compile_items(job, items):
             written = not dir_failed
             mode = PYC_MODE
             try:
-                data, source_mode = read_source(source, roots)
+                data, source_mode = read_source(source, None if directory in trusted else roots)
                 mode = pyc_mode(source_mode)
             except OSError as exc:
                 line, msg = describe(exc)

@@ -408,7 +408,9 @@ def _walk_module_dirs(chosen, root, pycache_prefix):
         trees = []
         for path in module_dirs(interp.probe, root, pycache_prefix):
             if path not in walked:
-                walked[path] = walk(path, py_scripts=False)
+                # The interpreter's own directories belong to root and the system; their links
+                # (Debian's sitecustomize.py -> /etc/python3.X/) are the system's, and followed.
+                walked[path] = walk(path, py_scripts=False, follow_outside_links=True)
             trees.append(walked[path])
         per_interpreter[interp.path] = trees
     return per_interpreter
@@ -519,10 +521,10 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
 
     def job_for(interp):
         dirs = list(tree.sources)
-        roots = [os.path.join(os.path.realpath(tree.root), "")]
+        trusted = []
         for module_tree in module_trees.get(interp.path, ()):
             dirs.extend(module_tree.sources)
-            roots.append(os.path.join(os.path.realpath(module_tree.root), ""))
+            trusted.extend(directory for directory, _names in module_tree.sources)
         return json.dumps({
             "dirs": dirs,
             "invalidation_mode": invalidation_mode,
@@ -530,7 +532,8 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
             "check": bool(check_mode),
             "workers": workers,
             "pycache_prefix": pycache_prefix or None,
-            "roots": None if follow_outside_links else roots,
+            "roots": None if follow_outside_links else [os.path.join(os.path.realpath(tree.root), "")],
+            "trusted_dirs": trusted,
         }).encode("ascii")
 
     errors = {}
