@@ -14,11 +14,11 @@ class ModuleDocFragment:
     DOCUMENTATION = r"""
 options:
   path:
-    type: path
+    type: str
     required: true
   interpreters:
     type: list
-    elements: path
+    elements: str
   optimize:
     type: list
     elements: int
@@ -29,5 +29,5 @@ options:
     elements: str
     default: []
   pycache_prefix:
-    type: path
+    type: str
 """

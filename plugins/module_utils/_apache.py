@@ -103,10 +103,13 @@ def render_block(root, environment=()):
     """
     _check_environment(environment)
     begin, end = markers(root)
-    lines = [
-        begin,
-        "# Managed by pycgi.hosting.httpd_pycache: Python bytecode caches below this CGI root",
-        "# are never served or run over HTTP.",
+    if root == "/":
+        what = ["# Managed by pycgi.hosting.httpd_pycache: no Python bytecode cache of this server,",
+                "# wherever it is, is ever served or run over HTTP."]
+    else:
+        what = ["# Managed by pycgi.hosting.httpd_pycache: Python bytecode caches below this CGI root",
+                "# are never served or run over HTTP."]
+    lines = [begin] + what + [
         '<DirectoryMatch "%s">' % pycache_regex(root),
         "    Require all denied",
         "    Options None",

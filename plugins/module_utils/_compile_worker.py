@@ -22,7 +22,11 @@ Job::
      "optimize": [0, 1, 2],
      "check": false,            # true: compile in memory to find errors, write nothing
      "workers": 0,              # processes that compile; 0: one per CPU
-     "pycache_prefix": null}    # a directory: write where PYTHONPYCACHEPREFIX reads (3.8+)
+     "pycache_prefix": null,    # a directory: write where PYTHONPYCACHEPREFIX reads (3.8+)
+     "roots": [directory, ...], # a source is read only if the file opened lies below one of
+                                # these (symbolic links resolved); null: no such check
+     "trusted_dirs": [directory, ...]}  # source directories exempt from that check (the
+                                        # interpreter's own, root's: their links are the system's)
 
 Result::
 
@@ -141,8 +145,18 @@ def hash_header(flags, source):
     return MAGIC + struct.pack("<I", flags) + importlib.util.source_hash(source)
 
 
-def pyc_state(dir_fd, name, header):
-    """``current`` when the .pyc starts with exactly ``header`` and holds code after it.
+def pyc_mode(source_mode):
+    """The mode of a new .pyc: PYC_MODE without the read bits its source lacks.
+
+    Python's own import system gives a .pyc its source's mode for the same reason: a cache
+    holds the source's code (its strings, names, constants) and must be no easier to read.
+    """
+    return PYC_MODE & ~(0o444 & ~source_mode)
+
+
+def pyc_state(dir_fd, name, header, source_mode=0o777):
+    """``current`` when the .pyc starts with exactly ``header``, holds code after it, and is
+    no more readable than its source (``source_mode``).
 
     A symbolic link is never current (it is replaced, never read through).
     """
@@ -153,6 +167,8 @@ def pyc_state(dir_fd, name, header):
     except OSError as exc:
         return "missing" if exc.errno == errno.ENOENT else "stale"
     try:
+        if os.fstat(fd).st_mode & 0o444 & ~source_mode:
+            return "stale"
         data = os.read(fd, HEADER_LEN + 1)
     except OSError:
         return "stale"
@@ -168,9 +184,39 @@ def is_executable(path):
         return False
 
 
-def read_source(path):
-    with open(path, "rb") as handle:
-        return handle.read()
+class OutsideTheTree(OSError):
+    """A source that resolves to a file outside the roots of the job (a symbolic link swapped in)."""
+
+
+def opened_path(fd, path):
+    """The path of the file open as ``fd`` (symbolic links resolved)."""
+    try:
+        return os.readlink("/proc/self/fd/%d" % fd)
+    except OSError:
+        return os.path.realpath(path)
+
+
+def read_source(path, roots=None):
+    """``(content, st_mode)`` of the source ``path``.
+
+    With ``roots``, the file actually opened must lie below one of them: checked on the open
+    descriptor, so a link swapped in after the walk is not read either.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | O_CLOEXEC)
+    try:
+        if roots is not None:
+            real = opened_path(fd, path)
+            if not any(real.startswith(root) for root in roots):
+                raise OutsideTheTree(errno.EPERM, "resolves to %s, outside the tree: not read" % real)
+        st = os.fstat(fd)
+        chunks = []
+        chunk = os.read(fd, 1 << 20)
+        while chunk:
+            chunks.append(chunk)
+            chunk = os.read(fd, 1 << 20)
+        return b"".join(chunks), st.st_mode
+    finally:
+        os.close(fd)
 
 
 def describe(exc):
@@ -223,7 +269,7 @@ def open_cache_dir(path, create, prefix):
     return fd
 
 
-def write_pyc(dir_fd, name, data, fix_mode):
+def write_pyc(dir_fd, name, data, fix_mode, mode=PYC_MODE):
     """Writes ``data`` as ``name`` in the directory ``dir_fd``, atomically.
 
     A new temporary file (O_EXCL|O_NOFOLLOW, so never an existing file or a link's target)
@@ -231,17 +277,17 @@ def write_pyc(dir_fd, name, data, fix_mode):
     """
     tmp = "%s.%d%s" % (name, os.getpid(), TMP_SUFFIX)
     try:
-        fd = os.open(tmp, TMP_FLAGS, PYC_MODE, dir_fd=dir_fd)
+        fd = os.open(tmp, TMP_FLAGS, mode, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno != errno.EEXIST:
             raise
         # A leftover of an interrupted run with our pid, or something planted: not ours to keep.
         os.unlink(tmp, dir_fd=dir_fd)
-        fd = os.open(tmp, TMP_FLAGS, PYC_MODE, dir_fd=dir_fd)
+        fd = os.open(tmp, TMP_FLAGS, mode, dir_fd=dir_fd)
     try:
         try:
             if fix_mode:
-                os.fchmod(fd, PYC_MODE)
+                os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
@@ -268,8 +314,11 @@ def plan(job, dirs):
     flags = MODE_FLAGS[job["invalidation_mode"]]
     levels = job["optimize"]
     prefix = job.get("pycache_prefix")
+    roots = job.get("roots")
+    trusted = frozenset(job.get("trusted_dirs") or ())
     items, errors, failed_dirs, executables, fresh = [], [], [], [], 0
     for directory, names in dirs:
+        checked = None if directory in trusted else roots
         cache_dir = cache_dir_of(directory, prefix)
         head = os.path.join(directory, "")
         try:
@@ -287,7 +336,7 @@ def plan(job, dirs):
                     st = os.stat(source)
                     meta = (int(st.st_mtime), st.st_size)
                     if flags:
-                        header = hash_header(flags, read_source(source))
+                        header = hash_header(flags, read_source(source, checked)[0])
                     else:
                         header = timestamp_header(meta[0], meta[1])
                 except (OSError, ValueError) as exc:
@@ -299,7 +348,7 @@ def plan(job, dirs):
                 stale = []
                 for level in levels:
                     pyc = pyc_name(name, level)
-                    state = pyc_state(dir_fd, pyc, header)
+                    state = pyc_state(dir_fd, pyc, header, st.st_mode)
                     if state != "current":
                         stale.append((level, pyc, state))
                 if stale:
@@ -321,6 +370,8 @@ def compile_items(job, items):
     flags = MODE_FLAGS[job["invalidation_mode"]]
     check = job["check"]
     prefix = job.get("pycache_prefix")
+    roots = job.get("roots")
+    trusted = frozenset(job.get("trusted_dirs") or ())
     umask = os.umask(0o022)
     os.umask(umask)
     fix_mode = bool(umask & PYC_MODE)
@@ -334,8 +385,10 @@ def compile_items(job, items):
                 open_dir, dir_fd, dir_failed = cache_dir, None, False
             source = os.path.join(directory, name)
             written = not dir_failed
+            mode = PYC_MODE
             try:
-                data = read_source(source)
+                data, source_mode = read_source(source, None if directory in trusted else roots)
+                mode = pyc_mode(source_mode)
             except OSError as exc:
                 line, msg = describe(exc)
                 errors.append([source, line, msg])
@@ -364,7 +417,7 @@ def compile_items(job, items):
                     if header is None:
                         header = hash_header(flags, data) if flags else timestamp_header(*meta)
                     try:
-                        write_pyc(dir_fd, pyc, header + marshal.dumps(code), fix_mode)
+                        write_pyc(dir_fd, pyc, header + marshal.dumps(code), fix_mode, mode)
                     except OSError as exc:
                         errors.append([os.path.join(cache_dir, pyc), None,
                                        "cannot write: %s" % (exc.strerror or exc)])

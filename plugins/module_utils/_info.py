@@ -358,10 +358,12 @@ def blocked_ancestor(root, identity):
 def access_report(tree, identity, cache_tags, cache_mode, limit):
     """What the permission bits keep the web server user from: caches it cannot write
     (writable mode), ``.pyc`` files it cannot read, source directories without a
-    ``__pycache__`` where it cannot create one (writable mode)."""
+    ``__pycache__`` where it cannot create one (writable mode), and (readonly mode) caches in
+    a directory it may write to, where it can rename the root-owned cache away and put its own
+    in its place."""
     if identity is None:
         return {"checked": False, "reason": "no owner given and neither apache nor www-data exists on this host"}
-    not_writable, not_readable, not_creatable = [], [], []
+    not_writable, not_readable, not_creatable, replaceable = [], [], [], []
     writable = cache_mode != "readonly"
     cache_dirs = set()
     for cache_dir, names in tree.pycache:
@@ -372,6 +374,8 @@ def access_report(tree, identity, cache_tags, cache_mode, limit):
             continue
         if writable and not allows(dir_st, identity, WRITE | SEARCH):
             not_writable.append(cache_dir)
+        if not writable and _replaceable(cache_dir, dir_st, identity):
+            replaceable.append(cache_dir)
         enterable = allows(dir_st, identity, SEARCH)
         for name in names:
             parsed = parse_pyc_name(name)
@@ -407,7 +411,25 @@ def access_report(tree, identity, cache_tags, cache_mode, limit):
         "cache_dirs_not_writable": capped(sorted(not_writable), limit),
         "pycs_not_readable": capped(not_readable, limit),
         "cache_dirs_not_creatable": capped(sorted(not_creatable), limit),
+        "cache_dirs_replaceable": capped(sorted(replaceable), limit),
     }
+
+
+def _replaceable(cache_dir, cache_st, identity):
+    """Whether ``identity`` may rename the cache directory away (and make its own in its place):
+    it may write to the directory above it, and that directory's sticky bit, if any, does not
+    stop it (the user owns the cache or the directory)."""
+    if identity.uid == 0:
+        return False
+    try:
+        parent_st = os.stat(os.path.dirname(cache_dir))
+    except OSError:
+        return False
+    if not allows(parent_st, identity, WRITE | SEARCH):
+        return False
+    if parent_st.st_mode & stat.S_ISVTX:
+        return identity.uid in (cache_st.st_uid, parent_st.st_uid)
+    return True
 
 
 def selinux_policy(read_text):
@@ -657,6 +679,9 @@ def summary_lines(report):
             lines.append("%s without __pycache__ where it cannot create one" % (
                 _plural(access["cache_dirs_not_creatable"]["count"], "source directory", "source directories")))
         lines.append("%s it cannot read" % _plural(access["pycs_not_readable"]["count"], ".pyc file"))
+        if access["cache_mode"] == "readonly":
+            lines.append("%s in a directory it can write to, so it can swap in a cache of its own" % (
+                _plural(access["cache_dirs_replaceable"]["count"], "cache")))
     else:
         lines.append("web server access not checked: %s" % access["reason"])
     sel = report["selinux"]
@@ -718,6 +743,8 @@ def inspect(path, interpreters=None, optimize=(0,), exclude=(), owner=None, grou
     chosen, failed = start_inspectors(requests)
     problems += failed
     problems += ["%s: %s" % (err_path, message) for err_path, message in tree.errors]
+    problems += ["%s: a symbolic link to %s, outside the tree: not read here, and precompile does not compile it"
+                 % (link, os.path.realpath(link)) for link in tree.outside_links]
     cache_tags = set(interp.probe["cache_tag"] for interp, _w in chosen)
     if pycache_prefix:
         problems += ["%s (%s) is Python %s: it ignores pycache_prefix (Python 3.8 or later reads it)"

@@ -299,58 +299,72 @@ class _Walk:
         record = report.made.append
         uid, gid = self.uid, self.gid
         pyc_mode = self.file_mode if in_cache else None
+        stat_at = os.stat
+        sources_fd = _open_parent(fd) if in_cache and settle else None
         look_for_sources = self.create and not in_cache
         has_sources = False
         examined = 0
         chown = os.chown
-        with entries:
-            for entry in entries:
-                if entry.is_file(follow_symlinks=False):
-                    if look_for_sources and entry.name.endswith(".py"):
-                        has_sources = True
-                        look_for_sources = False
-                    if not settle:
-                        continue
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                    examined += 1
-                    st_mode = st.st_mode
-                    mode = current = st_mode & 0o7777
-                    if pyc_mode is None:
-                        if st.st_uid == uid and st.st_gid == gid:
+        try:
+            with entries:
+                for entry in entries:
+                    if entry.is_file(follow_symlinks=False):
+                        if look_for_sources and entry.name.endswith(".py"):
+                            has_sources = True
+                            look_for_sources = False
+                        if not settle:
                             continue
-                    else:
-                        if current != pyc_mode and st_mode & _S_IFMT == _S_IFREG and entry.name.endswith(".pyc"):
-                            # Only the .pyc files of caches get a mode; everything else keeps its own.
-                            mode = pyc_mode
-                        if st.st_uid == uid and st.st_gid == gid and current == mode:
-                            continue
-                    name = entry.name
-                    if private and current == mode and st.st_nlink == 1 and st_mode & _S_IFMT == _S_IFREG:
                         try:
-                            chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
+                            st = entry.stat(follow_symlinks=False)
                         except FileNotFoundError:
                             continue
-                        except OSError as exc:
-                            raise OwnershipError("%s%s: %s" % (prefix, name, exc.strerror), report)
-                        record((prefix + name, st.st_uid, st.st_gid, current, mode))
-                    else:
-                        self.change_entry(fd, prefix + name, name, st, mode)
-                elif entry.is_dir(follow_symlinks=False):
-                    append_subdir(entry.name)
-                elif entry.is_symlink():
-                    symlinks.append(prefix + entry.name)
-                elif settle:
-                    # A FIFO, socket or device node: owner only.
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                    examined += 1
-                    if st.st_uid != uid or st.st_gid != gid:
-                        self.change_entry(fd, prefix + entry.name, entry.name, st, st.st_mode & 0o7777)
+                        examined += 1
+                        st_mode = st.st_mode
+                        mode = current = st_mode & 0o7777
+                        if pyc_mode is None:
+                            if st.st_uid == uid and st.st_gid == gid:
+                                continue
+                        else:
+                            if st_mode & _S_IFMT == _S_IFREG and entry.name.endswith(".pyc"):
+                                # Only the .pyc files of caches get a mode; everything else keeps its own.
+                                # Never easier to read than its source, in the directory above.
+                                mode = pyc_mode
+                                if sources_fd is not None:
+                                    try:
+                                        source_mode = stat_at(entry.name.partition(".")[0] + ".py", dir_fd=sources_fd).st_mode
+                                        mode = pyc_mode & ~(0o444 & ~source_mode)
+                                    except (OSError, ValueError):
+                                        # No source (an orphan, a prefix tree): the mode as asked.
+                                        pass
+                            if st.st_uid == uid and st.st_gid == gid and current == mode:
+                                continue
+                        name = entry.name
+                        if private and current == mode and st.st_nlink == 1 and st_mode & _S_IFMT == _S_IFREG:
+                            try:
+                                chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
+                            except FileNotFoundError:
+                                continue
+                            except OSError as exc:
+                                raise OwnershipError("%s%s: %s" % (prefix, name, exc.strerror), report)
+                            record((prefix + name, st.st_uid, st.st_gid, current, mode))
+                        else:
+                            self.change_entry(fd, prefix + name, name, st, mode)
+                    elif entry.is_dir(follow_symlinks=False):
+                        append_subdir(entry.name)
+                    elif entry.is_symlink():
+                        symlinks.append(prefix + entry.name)
+                    elif settle:
+                        # A FIFO, socket or device node: owner only.
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        examined += 1
+                        if st.st_uid != uid or st.st_gid != gid:
+                            self.change_entry(fd, prefix + entry.name, entry.name, st, st.st_mode & 0o7777)
+        finally:
+            if sources_fd is not None:
+                os.close(sources_fd)
         report.examined += examined
         if has_sources and CACHE_DIR not in subdirs:
             self.create_cache(fd, prefix + CACHE_DIR)
@@ -476,10 +490,20 @@ class _Walk:
         self.report.made.append((path, None, None, None, self.dir_mode))
 
 
+def _open_parent(fd):
+    """A descriptor of the directory above the one open as ``fd`` (where a cache's sources are), or None."""
+    try:
+        return os.open("..", _DIR_FLAGS, dir_fd=fd)
+    except OSError:
+        return None
+
+
 def fix_ownership(path, uid, gid, scope="pycache", dir_mode=0o755, file_mode=0o644, create=True, check_mode=False):
     """Gives the caches below ``path`` (scope ``pycache``) or everything below it (scope
     ``tree``) the owner ``uid`` and group ``gid``, ``dir_mode`` to ``__pycache__`` directories
-    and ``file_mode`` to the ``.pyc`` files in them, in one walk; other modes are kept.
+    and ``file_mode`` to the ``.pyc`` files in them, in one walk; other modes are kept. A
+    ``.pyc`` gets ``file_mode`` without the read bits its source (in the directory above its
+    cache) lacks.
 
     With ``create``, every directory holding ``*.py`` sources (outside the caches) gets a
     ``__pycache__`` of that owner and mode. Symlinks are never followed or changed; they are

@@ -41,8 +41,13 @@ Interpreter = collections.namedtuple("Interpreter", ["path", "named_by", "probe"
 
 
 class PrecompileError(Exception):
-    """A problem that stops the whole run (a bad option or interpreter: before anything is
-    written)."""
+    """A problem that stops the whole run: a bad option or interpreter, before anything is
+    written, or an interpreter's compile program that fails after others wrote caches; then
+    ``written`` lists the sources compiled before it (otherwise it is empty)."""
+
+    def __init__(self, message, written=()):
+        super(PrecompileError, self).__init__(message)
+        self.written = sorted(written)
 
 
 def worker_source():
@@ -278,6 +283,7 @@ def prune_candidates(tree, cache_tags, pycache_prefix=None):
     """
     sources = {directory: set(names) for directory, names in tree.sources}
     excluded = set(tree.excluded)
+    outside = set(tree.outside_links)
     tmp_suffix = _compile_worker.TMP_SUFFIX
     if pycache_prefix:
         listing = prefix_listing(tree, pycache_prefix)
@@ -298,6 +304,9 @@ def prune_candidates(tree, cache_tags, pycache_prefix=None):
             if parsed[1] not in cache_tags:
                 doomed.append((os.path.join(cache_dir, name),
                                "cache tag %s: no listed interpreter reads it" % parsed[1]))
+            elif os.path.join(parent, source) in outside:
+                doomed.append((os.path.join(cache_dir, name), "its source %s is a symbolic link out of the tree"
+                               % os.path.join(parent, source)))
             elif source not in present and os.path.join(parent, source) not in excluded:
                 doomed.append((os.path.join(cache_dir, name),
                                "its source %s is gone" % os.path.join(parent, source)))
@@ -399,7 +408,9 @@ def _walk_module_dirs(chosen, root, pycache_prefix):
         trees = []
         for path in module_dirs(interp.probe, root, pycache_prefix):
             if path not in walked:
-                walked[path] = walk(path, py_scripts=False)
+                # The interpreter's own directories belong to root and the system; their links
+                # (Debian's sitecustomize.py -> /etc/python3.X/) are the system's, and followed.
+                walked[path] = walk(path, py_scripts=False, follow_outside_links=True)
             trees.append(walked[path])
         per_interpreter[interp.path] = trees
     return per_interpreter
@@ -446,7 +457,7 @@ def _split_module_results(result, interp, trees, reports):
 
 def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=(0,),
                workers=0, exclude=(), prune=True, check_mode=False, diff=False,
-               search_path=None, pycache_prefix=None, interpreter_modules=False):
+               search_path=None, pycache_prefix=None, interpreter_modules=False, follow_outside_links=False):
     """Brings the bytecode caches of the tree at ``path`` up to date.
 
     Arguments are the module's options; ``check_mode`` computes the same answer and writes
@@ -455,7 +466,9 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
     writes the caches where Python 3.8+ reads them under PYTHONPYCACHEPREFIX instead of into
     ``__pycache__`` directories; ``interpreter_modules`` (with ``pycache_prefix`` only) also
     writes there the caches of each interpreter's standard library and site-packages, which
-    Python looks for in the prefix too once PYTHONPYCACHEPREFIX is set.
+    Python looks for in the prefix too once PYTHONPYCACHEPREFIX is set;
+    ``follow_outside_links`` compiles sources that are symbolic links to files outside the
+    tree (by default they are neither read nor compiled, and listed in ``outside_links``).
 
     Returns a dict: ``changed``, ``compiled`` (sources), ``pruned`` (paths), ``errors``
     ([{path, line, msg, interpreters}]), ``interpreters`` ([{path, version, cache_tag}]),
@@ -490,12 +503,12 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
         # every source anyway, so the walk leaves the .py entry scripts to them.
         started = launch(interpreter_requests(None, interpreters), interpreter_modules)
         try:
-            tree = walk(path, exclude, py_scripts=False)
+            tree = walk(path, exclude, py_scripts=False, follow_outside_links=follow_outside_links)
         except BaseException:
             stop(started)
             raise
     else:
-        tree = walk(path, exclude)
+        tree = walk(path, exclude, follow_outside_links=follow_outside_links)
         started = launch(interpreter_requests(tree, search_path=search_path), interpreter_modules)
     chosen = check_interpreters(started, invalidation_mode, pycache_prefix)
     module_trees = {}
@@ -508,8 +521,10 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
 
     def job_for(interp):
         dirs = list(tree.sources)
+        trusted = []
         for module_tree in module_trees.get(interp.path, ()):
             dirs.extend(module_tree.sources)
+            trusted.extend(directory for directory, _names in module_tree.sources)
         return json.dumps({
             "dirs": dirs,
             "invalidation_mode": invalidation_mode,
@@ -517,6 +532,8 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
             "check": bool(check_mode),
             "workers": workers,
             "pycache_prefix": pycache_prefix or None,
+            "roots": None if follow_outside_links else [os.path.join(os.path.realpath(tree.root), "")],
+            "trusted_dirs": trusted,
         }).encode("ascii")
 
     errors = {}
@@ -526,7 +543,13 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
     modules_report = []
     try:
         for index, (interp, worker) in enumerate(chosen):
-            result = worker.run(job_for(interp))
+            try:
+                result = worker.run(job_for(interp))
+            except PrecompileError as exc:
+                if not compiled:
+                    raise
+                raise PrecompileError("%s (after %d source(s) were compiled by the interpreters before it, listed in "
+                                      "compiled)" % (exc, len(compiled)), compiled)
             chosen[index] = (interp, None)
             if module_trees:
                 result = _split_module_results(result, interp, module_trees.get(interp.path, ()), modules_report)
@@ -561,10 +584,13 @@ def precompile(path, interpreters=None, invalidation_mode="timestamp", optimize=
                           "cache_tag": i.probe["cache_tag"]} for i, _w in chosen],
         "entry_scripts": [script.path for script in tree.entry_scripts],
         "symlinks_skipped": tree.symlinks,
+        "outside_links": tree.outside_links,
         "stats": {"sources": total, "fresh": fresh, "compiled": len(compiled),
                   "pruned": len(pruned), "errors": len(errors)},
         "interpreter_modules": modules_report,
-        "warnings": optimize_warnings(tree, levels),
+        "warnings": optimize_warnings(tree, levels) + [
+            "%s is a symbolic link to %s, outside the tree: not read or compiled (follow_outside_links=true allows it)"
+            % (link, os.path.realpath(link)) for link in tree.outside_links],
     }
     if diff:
         changes.sort()

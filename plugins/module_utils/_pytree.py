@@ -11,7 +11,10 @@ Rules:
 
 * The walk never follows a symbolic link to a directory: such a link is not descended and is
   listed in ``symlinks`` (a ``__pycache__`` that is a link included). Links to files are
-  followed like Python's import system follows them; a source that is a dangling link or a
+  followed like Python's import system follows them, but only when they resolve inside the
+  walked root: a link that leads out of the tree (``config.py`` -> ``/root/secret.py``) is
+  never opened, read or stat'ed for its content, and is listed in ``outside_links``, unless
+  the caller asks for them (``follow_outside_links``). A source that is a dangling link or a
   loop of links is an error naming it.
 * ``exclude`` patterns are shell globs (``fnmatch``, where ``*`` also matches ``/``) matched
   against the path relative to the root, e.g. ``tests``, ``vendor/*``, ``*/migrations/*.py``.
@@ -47,6 +50,7 @@ Tree = collections.namedtuple("Tree", [
     "pycache",        # [(__pycache__ directory, [names of the entries in it])]
     "excluded",       # [paths matched by an exclude pattern (directories are not descended)]
     "symlinks",       # [symbolic links to directories, not descended]
+    "outside_links",  # [sources that are symbolic links to files outside the root: not read]
     "errors",         # [(path, message)]: directories that could not be read, sources that are
                       # symbolic links leading nowhere (dangling, loops)
 ])
@@ -114,14 +118,17 @@ def exclude_matcher(patterns):
     return re.compile("|".join("(?:%s)" % fnmatch.translate(p) for p in patterns)).match
 
 
-def walk(root, exclude=(), py_scripts=True):
+def walk(root, exclude=(), py_scripts=True, follow_outside_links=False):
     """Walks ``root`` once (os.scandir, iteratively) and returns a :class:`Tree`.
 
     ``py_scripts=False`` leaves the ``.py`` files out of ``entry_scripts``, which saves a
     stat per source for a caller that stats them anyway (it then passes those with an
-    execute bit to :func:`entry_scripts`).
+    execute bit to :func:`entry_scripts`). ``follow_outside_links`` takes links to files
+    outside the root like any other file.
     """
     root = os.path.abspath(root)
+    inside = os.path.join(os.path.realpath(root), "")
+    outside_links = []
     excluded_path = exclude_matcher(exclude)
     skip = len(os.path.join(root, ""))
     sources, entry_scripts, pycache, excluded, symlinks, errors = [], [], [], [], [], []
@@ -159,6 +166,12 @@ def walk(root, exclude=(), py_scripts=True):
                     if entry.is_dir():
                         symlinks.append(entry.path)
                         continue
+                    if not follow_outside_links and not os.path.realpath(entry.path).startswith(inside):
+                        # Root reads what the link names and writes it into a cache the web
+                        # server user may read: never for a file outside the tree.
+                        if is_source:
+                            outside_links.append(entry.path)
+                        continue
                 if is_source and not py_scripts:
                     if entry.is_file():
                         names.append(name)
@@ -183,7 +196,8 @@ def walk(root, exclude=(), py_scripts=True):
     pycache.sort()
     excluded.sort()
     symlinks.sort()
-    return Tree(root, sources, entry_scripts, pycache, excluded, symlinks, errors)
+    outside_links.sort()
+    return Tree(root, sources, entry_scripts, pycache, excluded, symlinks, outside_links, errors)
 
 
 def _broken_link(path):

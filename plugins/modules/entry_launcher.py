@@ -48,7 +48,8 @@ options:
     description:
       - The entry script, for example C(/usr/lib/cgi-bin/report.py) or an extensionless C(/var/www/cgi-bin/report).
       - It must be a regular file (not a symlink) whose first line is a python shebang.
-    type: path
+      - An absolute path, taken literally (no C(~) or C($VAR) expansion), like every path of this collection.
+    type: str
     required: true
   module_name:
     description:
@@ -135,6 +136,8 @@ backup_file:
   sample: /usr/lib/cgi-bin/report.py.2051.2026-01-20@10:22:33~
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pycgi.hosting.plugins.module_utils._launcher import (
@@ -148,7 +151,7 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._launcher import (
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
+            path=dict(type="str", required=True),
             module_name=dict(type="str"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             backup=dict(type="bool", default=False),
@@ -161,6 +164,9 @@ def main():
         return check_syntax(module.run_command, *args)
 
     try:
+        if not os.path.isabs(params["path"]):
+            module.fail_json(msg="path %s is not an absolute path (paths are taken literally: no ~ or $VAR expansion)"
+                                 % params["path"])
         todo = plan(params["path"], params["module_name"], params["state"], syntax_check)
     except LauncherError as error:
         module.fail_json(msg=str(error))

@@ -21,9 +21,15 @@ description:
     C(apache2ctl -t) on Debian) runs with the change in place; if it fails, the original file is put
     back byte for byte (content, mode, owner) and the task fails with the test's output.
   - The module never reloads Apache; notify a handler when it reports a change.
+  - Runs on one host that edit the same O(dest) at the same time (two deploys at once) take turns. Each
+    holds an exclusive lock (C(flock)) on the directory of O(dest) from reading the file to the end of the
+    config test and of any rollback, so no run loses another's block and a config test never sees
+    another run's half-done change.
   - Apache directives do not grant file-system access; the block's job is that compiled code is
     never served or executed over HTTP.
 author: pycgi.hosting contributors (@pycgi)
+extends_documentation_fragment:
+  - pycgi.hosting.paths
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -37,9 +43,10 @@ options:
   path:
     description:
       - The CGI root, an absolute directory path as Apache sees it (the target of a C(ScriptAlias)).
-      - It does not need to exist yet.
-    type: path
-    required: true
+      - It does not need to exist yet. C(/) and system directories are refused (see O(allow_system_path));
+        use O(server_wide) for a block that covers every C(__pycache__) of the server.
+      - Required unless O(server_wide=true).
+    type: str
   dest:
     description:
       - The Apache configuration file that holds the block.
@@ -49,7 +56,7 @@ options:
         is edited.
       - The config test checks the configuration Apache loads; a O(dest) that Apache does not
         include is not checked by it.
-    type: path
+    type: str
   state:
     description:
       - Whether the block for O(path) is present or absent.
@@ -70,7 +77,15 @@ options:
         caches below it instead of in C(__pycache__) directories of the root.
       - Use the directory given to the O(pycgi.hosting.precompile#module:pycache_prefix) option of
         M(pycgi.hosting.precompile). Must be an absolute path.
-    type: path
+    type: str
+  server_wide:
+    description:
+      - Write (or with O(state=absent) remove) one block that denies web access to every C(__pycache__)
+        directory of the server, wherever it is (for example one a developer made under
+        C(/var/www/html)), instead of a block for one root. Its markers name C(/).
+      - Cannot be combined with O(path), O(write_bytecode=false) or O(pycache_prefix), which concern one root.
+    type: bool
+    default: false
   validate:
     description:
       - Run the host's Apache config test before and after the change.
@@ -115,6 +130,11 @@ EXAMPLES = r"""
     pycache_prefix: /var/cache/pycgi
   notify: Reload Apache
 
+- name: Deny web access to every __pycache__ of the server, wherever it is
+  pycgi.hosting.httpd_pycache:
+    server_wide: true
+  notify: Reload Apache
+
 - name: Remove the block of a retired CGI root
   pycgi.hosting.httpd_pycache:
     path: /srv/old/cgi-bin
@@ -154,8 +174,10 @@ backup_file:
   sample: /etc/apache2/apache2.conf.2412.2026-01-31@10:12:03~
 """
 
+import fcntl
 import os
 import tempfile
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
@@ -171,6 +193,10 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._apache import (
     render_block,
     set_block,
 )
+from ansible_collections.pycgi.hosting.plugins.module_utils._paths import PathError, display, keep_paths_literal, literal_root
+
+# How long a run waits for another run editing the same config to finish.
+LOCK_TIMEOUT = 600
 
 
 def find_config_test(module, dest):
@@ -221,24 +247,56 @@ def write_with_config_test(module, dest, content, program):
     return output
 
 
+def lock_config_dir(module, dest):
+    """Holds an exclusive lock on the directory of ``dest`` until the module exits.
+
+    The directory, not the file: the file is replaced by a rename, and a lock on the old inode
+    would not stop a run that opened the new one. Nothing is created for it."""
+    directory = os.path.dirname(dest)
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        module.fail_json(msg="cannot open %s to lock it: %s" % (directory, to_native(exc)))
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                module.fail_json(msg="another run has held the lock on %s for %d s; nothing was changed" % (directory, LOCK_TIMEOUT))
+            time.sleep(0.05)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
-            dest=dict(type="path"),
+            path=dict(type="str"),
+            dest=dict(type="str"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             write_bytecode=dict(type="bool", default=True),
-            pycache_prefix=dict(type="path"),
+            pycache_prefix=dict(type="str"),
             validate=dict(type="bool", default=True),
             backup=dict(type="bool", default=False),
+            server_wide=dict(type="bool", default=False),
+            allow_system_path=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    try:
-        root = normalize_root(params["path"])
-    except ApacheConfigError as exc:
-        module.fail_json(msg=to_native(exc))
+    keep_paths_literal(module)
+    if params["server_wide"]:
+        if params["path"] is not None or params["pycache_prefix"] or not params["write_bytecode"]:
+            module.fail_json(msg="server_wide=true writes one block for every __pycache__ of the server; it cannot be "
+                                 "combined with path, pycache_prefix or write_bytecode=false, which concern one root")
+        root = "/"
+    else:
+        if params["path"] is None:
+            module.fail_json(msg="path is required (the CGI root), unless server_wide=true")
+        try:
+            root = normalize_root(literal_root(params["path"], "path", params["allow_system_path"]))
+        except (PathError, ApacheConfigError) as exc:
+            module.fail_json(msg=display(to_native(exc)))
 
     dest = params["dest"] or default_config_path()
     if not dest:
@@ -266,6 +324,8 @@ def main():
     if not os.path.isfile(dest):
         module.fail_json(msg="%s is not a regular file" % dest, **result)
 
+    # Held until the module exits: through the config test and any rollback.
+    lock_config_dir(module, dest)
     with open(dest, "rb") as handle:
         original = handle.read()
     text = original.decode("utf-8", "surrogateescape")

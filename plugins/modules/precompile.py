@@ -24,12 +24,20 @@ description:
     modified, symbolic links to directories are not followed, and a C(__pycache__) that is a
     symbolic link is reported as an error and never written through. A source that is a dangling
     symbolic link or a loop of them is reported as an error (Python could not import it).
+  - A source that is a symbolic link to a file outside O(path) is neither read nor compiled (a
+    warning names it, and RV(outside_links) lists it), unless O(follow_outside_links=true). The task
+    runs as root, and the cache it would write holds the linked file's code where the web server user
+    can read it. Its old caches are pruned. The check is made on the file actually opened, so a link
+    swapped in during the run is not read either.
+  - A new C(.pyc) never has a read permission that its source lacks (Python's own import system
+    copies the source's mode the same way); a C(.pyc) that has one is written again.
   - Reports the entry scripts that Apache runs directly. Python never caches the bytecode of the
     script it runs, only of what it imports, so a large script is recompiled on every request;
     moving its code into an imported module fixes that.
 author: pycgi.hosting contributors (@pycgi)
 extends_documentation_fragment:
   - pycgi.hosting.pytree
+  - pycgi.hosting.paths
 attributes:
   check_mode:
     description: Can run in check mode and return the changes it would make without writing anything.
@@ -40,7 +48,8 @@ attributes:
 options:
   path:
     description:
-      - The CGI tree, for example C(/var/www/cgi-bin). C(/) is refused.
+      - The CGI tree, for example C(/var/www/cgi-bin). C(/) and system directories are refused
+        (see O(allow_system_path)).
   interpreters:
     description:
       - Paths of the Python interpreters to compile for.
@@ -117,6 +126,13 @@ options:
         an error.
     type: bool
     default: false
+  follow_outside_links:
+    description:
+      - Compile sources that are symbolic links to files outside O(path), for trees that link
+        shared code in on purpose. Only for trees whose every writer is trusted, since whoever can
+        write in the tree can then make root read any file into a cache.
+    type: bool
+    default: false
   on_error:
     description:
       - What a source that cannot be compiled (a syntax error, an undecodable or unreadable file)
@@ -128,7 +144,7 @@ options:
 notes:
   - The compile program runs as C(INTERPRETER -I -S -B), so the C(PYTHON*) environment variables
     of the host, such as C(PYTHONDONTWRITEBYTECODE), and its C(.pth) files play no part.
-  - New C(.pyc) files get mode 0644 and belong to the user the task runs as; the
+  - New C(.pyc) files get mode 0644 (without the read bits their source lacks) and belong to the user the task runs as; the
     M(pycgi.hosting.pycache_owner) module gives them to the web server user.
 seealso:
   - module: pycgi.hosting.pycache_owner
@@ -249,6 +265,12 @@ symlinks_skipped:
   type: list
   elements: str
   sample: [/var/www/cgi-bin/shared]
+outside_links:
+  description: Sources that are symbolic links to files outside O(path), not read or compiled.
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/www/cgi-bin/app/config.py]
 interpreter_modules:
   description:
     - With O(interpreter_modules), per interpreter, its own modules' caches in the prefix.
@@ -312,6 +334,7 @@ stats:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.pycgi.hosting.plugins.module_utils._paths import PathError, display, json_safe, literal_root
 from ansible_collections.pycgi.hosting.plugins.module_utils._precompile import (
     INVALIDATION_MODES,
     OPTIMIZE_LEVELS,
@@ -329,23 +352,32 @@ def describe_error(error):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
-            interpreters=dict(type="list", elements="path"),
+            path=dict(type="str", required=True),
+            interpreters=dict(type="list", elements="str"),
             invalidation_mode=dict(type="str", default="timestamp", choices=list(INVALIDATION_MODES)),
             optimize=dict(type="list", elements="int", default=[0], choices=list(OPTIMIZE_LEVELS)),
             workers=dict(type="int", default=0),
             exclude=dict(type="list", elements="str", default=[]),
             prune=dict(type="bool", default=True),
             on_error=dict(type="str", default="fail", choices=["fail", "warn"]),
-            pycache_prefix=dict(type="path"),
+            pycache_prefix=dict(type="str"),
             interpreter_modules=dict(type="bool", default=False),
+            follow_outside_links=dict(type="bool", default=False),
+            allow_system_path=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
     params = module.params
     try:
+        path = literal_root(params["path"], "path", params["allow_system_path"])
+        prefix = params["pycache_prefix"]
+        if prefix:
+            prefix = literal_root(prefix, "pycache_prefix", params["allow_system_path"])
+    except PathError as exc:
+        module.fail_json(msg=str(exc))
+    try:
         result = precompile(
-            params["path"],
+            path,
             interpreters=params["interpreters"],
             invalidation_mode=params["invalidation_mode"],
             optimize=params["optimize"],
@@ -354,18 +386,23 @@ def main():
             prune=params["prune"],
             check_mode=module.check_mode,
             diff=module._diff,
-            pycache_prefix=params["pycache_prefix"],
+            pycache_prefix=prefix,
             interpreter_modules=params["interpreter_modules"],
+            follow_outside_links=params["follow_outside_links"],
         )
     except PrecompileError as exc:
-        module.fail_json(msg=str(exc))
+        # A failure after caches were written says which.
+        module.fail_json(msg=display(str(exc)), changed=bool(exc.written), compiled=json_safe(exc.written))
 
+    # Names that are not UTF-8 are returned escaped: Ansible refuses a result holding them.
+    result = json_safe(result)
     for warning in result.pop("warnings"):
         module.warn(warning)
     errors = result["errors"]
     if errors and params["on_error"] == "fail":
+        # Failed, yet the caches in compiled and pruned were written: the result says so.
         module.fail_json(
-            msg="%d error(s) in %s: %s" % (len(errors), params["path"], "; ".join(describe_error(e) for e in errors)),
+            msg="%d error(s) in %s: %s" % (len(errors), display(path), "; ".join(describe_error(e) for e in errors)),
             **result
         )
     for error in errors:

@@ -33,6 +33,7 @@ description:
 author: pycgi.hosting contributors (@pycgi)
 extends_documentation_fragment:
   - pycgi.hosting.pytree
+  - pycgi.hosting.paths
 attributes:
   check_mode:
     description: Runs in check mode with the same result; the module never changes anything.
@@ -43,7 +44,10 @@ attributes:
 options:
   path:
     description:
-      - The CGI tree, for example C(/var/www/cgi-bin).
+      - The CGI tree, for example C(/var/www/cgi-bin). C(/) and system directories are refused
+        (see O(allow_system_path)).
+      - A source that is a symbolic link to a file outside O(path) is not read, as in
+        M(pycgi.hosting.precompile).
   interpreters:
     description:
       - Paths of the Python interpreters whose caches are inspected.
@@ -72,7 +76,8 @@ options:
   cache_mode:
     description:
       - V(writable) when the web server is meant to write its caches, V(readonly) when they are
-        precompiled at deploy time and never written at run time (then only reading is checked).
+        precompiled at deploy time and never written at run time (then reading is checked, and that the
+        user cannot swap a cache directory for one of its own, RV(access.cache_dirs_replaceable)).
       - V(prefix) when the caches live below O(pycache_prefix) (C(PYTHONPYCACHEPREFIX), written by
         M(pycgi.hosting.precompile) with its O(pycgi.hosting.precompile#module:pycache_prefix) option);
         freshness, leftovers, access and labels are those of the cache directories in the prefix's copy
@@ -89,7 +94,7 @@ options:
       - The Apache config file to look for the block in.
       - Defaults to the main config of the host's layout, C(/etc/httpd/conf/httpd.conf), else
         C(/etc/apache2/apache2.conf).
-    type: path
+    type: str
   list_limit:
     description:
       - At most this many entries in each list of the result; the counts are always complete.
@@ -324,6 +329,13 @@ access:
           (O(cache_mode=writable) only), with C(count) and C(paths).
       type: dict
       sample: {count: 0, paths: []}
+    cache_dirs_replaceable:
+      description:
+        - With O(cache_mode=readonly), the C(__pycache__) directories in a directory the user may write to
+          (and whose sticky bit, if any, does not stop it). The user can rename the root-owned cache away
+          and put a cache of its own in its place, which the scripts then import. With C(count) and C(paths).
+      type: dict
+      sample: {count: 1, paths: [/srv/app/cgi-bin/uploads/__pycache__]}
 selinux:
   description: SELinux labels; only C(available) and C(reason) without the tools or a policy.
   returned: always
@@ -435,33 +447,40 @@ summary:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pycgi.hosting.plugins.module_utils._info import LIST_LIMIT, InfoError, inspect
+from ansible_collections.pycgi.hosting.plugins.module_utils._paths import PathError, display, json_safe, keep_paths_literal, literal_root
 from ansible_collections.pycgi.hosting.plugins.module_utils._precompile import OPTIMIZE_LEVELS
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
-            interpreters=dict(type="list", elements="path"),
+            path=dict(type="str", required=True),
+            interpreters=dict(type="list", elements="str"),
             optimize=dict(type="list", elements="int", default=[0], choices=list(OPTIMIZE_LEVELS)),
             exclude=dict(type="list", elements="str", default=[]),
             owner=dict(type="str"),
             group=dict(type="str"),
             cache_mode=dict(type="str", default="writable", choices=["writable", "readonly", "prefix"]),
-            pycache_prefix=dict(type="path"),
-            apache_config=dict(type="path"),
+            pycache_prefix=dict(type="str"),
+            apache_config=dict(type="str"),
             list_limit=dict(type="int", default=LIST_LIMIT),
+            allow_system_path=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
     params = module.params
+    keep_paths_literal(module)
 
     def run(argv):
         return module.run_command(argv, environ_update={"LC_ALL": "C", "LANG": "C"})
 
     try:
+        path = literal_root(params["path"], "path", params["allow_system_path"])
+    except PathError as exc:
+        module.fail_json(msg=str(exc))
+    try:
         result = inspect(
-            params["path"],
+            path,
             interpreters=params["interpreters"],
             optimize=params["optimize"],
             exclude=params["exclude"],
@@ -475,8 +494,9 @@ def main():
             run=run,
         )
     except InfoError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, **result)
+        module.fail_json(msg=display(str(exc)))
+    # Names that are not UTF-8 are returned escaped: Ansible refuses a result holding them.
+    module.exit_json(changed=False, **json_safe(result))
 
 
 if __name__ == "__main__":

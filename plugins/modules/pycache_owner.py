@@ -26,6 +26,10 @@ description:
     examined. A FIFO, socket or device node gets its owner, never a mode, through a
     descriptor that does not open it for I/O (C(O_PATH)), with the same check. A directory is changed
     after its contents, so that it stays root's alone meanwhile.
+  - A C(.pyc) gets O(file_mode) without the read bits that its source (the C(.py) of the same
+    name in the directory above the cache) lacks, so a cache is never easier to read than its source.
+  - When the task fails after it changed something, the result still lists those changes
+    (RV(changed_paths), RV(stats)) and the message says how many there were.
 author: pycgi.hosting contributors (@pycgi)
 attributes:
   check_mode:
@@ -39,8 +43,9 @@ attributes:
 options:
   path:
     description:
-      - The CGI root. It must be a directory, not a symlink to one, and not C(/).
-    type: path
+      - The CGI root. It must be a directory, not a symlink to one, and not C(/) or another
+        system directory (see O(allow_system_path)).
+    type: str
     required: true
   owner:
     description:
@@ -70,7 +75,8 @@ options:
     default: '0755'
   file_mode:
     description:
-      - The mode of the C(.pyc) files in the C(__pycache__) directories, an octal string such as V('0644').
+      - The mode of the C(.pyc) files in the C(__pycache__) directories, an octal string such as V('0644'),
+        without the read bits their source lacks.
       - World-writable modes are refused.
     type: raw
     default: '0644'
@@ -80,6 +86,8 @@ options:
         C(*.py) files and has none (not inside caches, not behind symlinks).
     type: bool
     default: true
+extends_documentation_fragment:
+  - pycgi.hosting.paths
 notes:
   - Changing the owner of a file clears its set-user-ID and set-group-ID bits (the kernel does that).
 seealso:
@@ -174,6 +182,7 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._ownership import (
     resolve_group,
     resolve_user,
 )
+from ansible_collections.pycgi.hosting.plugins.module_utils._paths import PathError, display, json_safe, literal_root
 
 REPORT_LIMIT = 100
 
@@ -236,13 +245,14 @@ def report_result(report, owner, group):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
+            path=dict(type="str", required=True),
             owner=dict(type="str"),
             group=dict(type="str"),
             scope=dict(type="str", choices=list(SCOPES), default="pycache"),
             dir_mode=dict(type="raw", default="0755"),
             file_mode=dict(type="raw", default="0644"),
             create=dict(type="bool", default=True),
+            allow_system_path=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -254,21 +264,30 @@ def main():
     if not group:
         module.fail_json(msg="no web server group on this host (neither apache nor www-data exists); set group")
     try:
+        path = literal_root(params["path"], "path", params["allow_system_path"])
+    except PathError as exc:
+        module.fail_json(msg=str(exc))
+    try:
         uid = resolve_user(owner)
         gid = resolve_group(group)
         dir_mode = parse_mode(params["dir_mode"], "dir_mode")
         file_mode = parse_mode(params["file_mode"], "file_mode")
-        report = fix_ownership(params["path"], uid, gid, scope=params["scope"], dir_mode=dir_mode,
+        report = fix_ownership(path, uid, gid, scope=params["scope"], dir_mode=dir_mode,
                                file_mode=file_mode, create=params["create"], check_mode=module.check_mode)
     except OwnershipError as exc:
         partial = report_result(exc.report, owner, group) if exc.report else {}
-        module.fail_json(msg=to_native(exc), **partial)
+        msg = to_native(exc)
+        if partial.get("changed"):
+            msg += " (after %d change(s) %s, listed in changed_paths)" % (
+                exc.report.changed, "that would be made" if module.check_mode else "made")
+        # Names that are not UTF-8 are returned escaped: Ansible refuses a result holding them.
+        module.fail_json(msg=display(msg), **json_safe(partial))
 
-    result = report_result(report, owner, group)
+    result = json_safe(report_result(report, owner, group))
     if module._diff and report.changed:
-        result["diff"] = diff_of(report)
+        result["diff"] = json_safe(diff_of(report))
     for problem in report.problems:
-        module.warn(problem)
+        module.warn(display(problem))
     module.exit_json(**result)
 
 

@@ -32,6 +32,8 @@ description:
   - Never disables SELinux or changes its mode. With SELinux disabled in the kernel the rules are still
     recorded and the labels written, so enabling SELinux later needs no relabel.
 author: pycgi.hosting contributors (@pycgi)
+extends_documentation_fragment:
+  - pycgi.hosting.paths
 requirements:
   - C(semanage), package C(policycoreutils-python-utils) on both the RedHat and the Debian family
   - C(setfiles), package C(policycoreutils) on both families (only with O(relabel=true))
@@ -54,10 +56,11 @@ options:
   path:
     description:
       - A CGI root, or a list of them, handled together in one transaction.
-      - Absolute paths. C(/), paths with C(.) or C(..) components and paths with control characters are refused.
+      - Absolute paths. C(/), paths with C(.) or C(..) components and paths with control characters are refused,
+        and so are system directories (see O(allow_system_path)) and an empty list.
       - A root that does not exist yet gets its rules; it is relabeled once it exists.
     type: list
-    elements: path
+    elements: str
     required: true
   script_type:
     description:
@@ -247,6 +250,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pycgi.hosting.plugins.module_utils import _selinux as sel
+from ansible_collections.pycgi.hosting.plugins.module_utils._paths import PathError, display, json_safe, literal_root
 
 SELINUX_CONFIG = "/etc/selinux/config"
 SEMANAGE_CONF = "/etc/selinux/semanage.conf"
@@ -423,22 +427,29 @@ def find_host(module, state, relabel):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="list", elements="path", required=True),
+            path=dict(type="list", elements="str", required=True),
             script_type=dict(type="str", default="httpd_sys_script_exec_t"),
             cache_type=dict(type="str", default="httpd_sys_rw_content_t"),
             relabel=dict(type="bool", default=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             missing_tools=dict(type="str", choices=["fail", "skip"], default="fail"),
+            allow_system_path=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
     params = module.params
     state, relabel = params["state"], params["relabel"]
     status = sel.selinux_status(read_text(ENFORCE_FILE))
+    if not params["path"]:
+        module.fail_json(msg="path is an empty list: name at least one CGI root", selinux_status=status)
     try:
         roots = sel.normalize_roots(params["path"])
+        for root in roots:
+            literal_root(root, "path", params["allow_system_path"])
+    except PathError as exc:
+        module.fail_json(msg=display(str(exc)), selinux_status=status)
     except ValueError as exc:
-        module.fail_json(msg="path: %s" % exc, selinux_status=status)
+        module.fail_json(msg=display("path: %s" % exc), selinux_status=status)
     settings = [("script_type", params["script_type"]), ("cache_type", params["cache_type"])]
     for name, value in settings:
         if not sel.is_type_name(value):
@@ -526,7 +537,7 @@ def main():
     if module._diff:
         result["diff"] = dict(before=sel.render_rules(local_rules), after=sel.render_rules(after),
                               before_header="SELinux local file contexts", after_header="SELinux local file contexts")
-    module.exit_json(**result)
+    module.exit_json(**json_safe(result))
 
 
 if __name__ == "__main__":

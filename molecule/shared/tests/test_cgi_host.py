@@ -81,6 +81,10 @@ def test_every_source_has_a_current_cache_of_the_host_python(site, which):
 
 def test_each_root_has_its_own_apache_block(site):
     found = blocks(site)
+    # Besides the roots' blocks, the server-wide one (pycgi_deny_pycache_everywhere, on by default).
+    server_wide = found.pop("/", None)
+    assert server_wide is not None and "    Require all denied" in server_wide, found
+    assert '<DirectoryMatch "^/(?:.+/)?__pycache__(?:/|$)">' in server_wide, server_wide
     assert sorted(found) == sorted(site.roots), found
     for root, lines in found.items():
         assert any(line.startswith("<DirectoryMatch ") and "__pycache__" in line for line in lines), lines

@@ -80,8 +80,10 @@ def test_symlinked_directories_are_not_followed(tree, tmp_path):
     write(outside / "run", "#!/usr/bin/python3\n", 0o755)
     (tree / "shared").symlink_to(outside)
     (tree / "app" / "lib").symlink_to(outside, target_is_directory=True)
-    # A linked source file is a source: Python imports through it.
+    # A linked source file inside the tree is a source: Python imports through it. One that
+    # leads out of the tree is not read (listed in outside_links) unless asked for.
     (tree / "app" / "linked.py").symlink_to(outside / "secret.py")
+    (tree / "app" / "inner.py").symlink_to(tree / "app" / "models.py")
     # A link named like a source that leads nowhere is an error naming it.
     (tree / "app" / "dangling.py").symlink_to(tmp_path / "nowhere.py")
     (tree / "app" / "loop.py").symlink_to(tree / "app" / "loop.py")
@@ -89,7 +91,10 @@ def test_symlinked_directories_are_not_followed(tree, tmp_path):
     found = walk(str(tree))
     assert found.symlinks == [str(tree / "app" / "lib"), str(tree / "shared")]
     paths = source_paths(found)
-    assert str(tree / "app" / "linked.py") in paths
+    assert str(tree / "app" / "linked.py") not in paths
+    assert found.outside_links == [str(tree / "app" / "linked.py")]
+    assert str(tree / "app" / "inner.py") in paths
+    assert str(tree / "app" / "linked.py") in source_paths(walk(str(tree), follow_outside_links=True))
     assert not any(p.startswith(str(outside)) for p in paths)
     assert str(tree / "app" / "dangling.py") not in paths
     errors = dict(found.errors)
@@ -167,8 +172,8 @@ def test_an_unreadable_directory_is_reported_and_the_rest_walked(world_tmp):
     (world_tmp / "locked").chmod(0o700)
     found = as_nobody(lambda: walk(str(world_tmp)))
     assert found[1] == [[str(world_tmp), ["ok.py"]]]
-    assert [path for path, _msg in found[6]] == [str(world_tmp / "locked")]
-    assert "Permission denied" in found[6][0][1]
+    assert [path for path, _msg in found[7]] == [str(world_tmp / "locked")]
+    assert "Permission denied" in found[7][0][1]
 
 
 @pytest.mark.parametrize("line, expected", [

@@ -125,7 +125,7 @@ def test_damaged_markers_fail_naming_file_and_line_and_change_nothing(conf, tmp_
 
 
 @pytest.mark.parametrize("args, message", [
-    (dict(path="relative/cgi"), "path must be an absolute directory"),
+    (dict(path="relative/cgi"), "is not an absolute path"),
     (dict(path="/srv/a\nb"), "contains a control character"),
     (dict(path="/srv/a", dest="MISSING"), "does not exist"),
 ])

@@ -146,3 +146,20 @@ def test_module_dirs_keep_existing_outside_dirs_once(listed, kept, monkeypatch):
     monkeypatch.setattr(_precompile.os.path, "isdir", lambda path: path in existing)
     assert _precompile.module_dirs({"module_dirs": listed}, "/srv/cgi", "/var/cache/pycgi") == kept
     assert _precompile.module_dirs({}, "/srv/cgi", "/var/cache/pycgi") == []
+
+
+def test_a_module_of_the_interpreter_linked_out_of_its_directory_is_compiled(tmp_path, fake_module_dirs):
+    """Debian's /usr/lib/python3.X/sitecustomize.py is a link to /etc/python3.X/: the interpreter's
+    own directories are the system's, so their links are followed (unlike links out of the CGI
+    tree), and the web server user never has to write that cache."""
+    python = newest_modern()
+    tag = info_tag(python)
+    root = cgi_tree(tmp_path / "cgi-bin", python)
+    prefix = tmp_path / "cache"
+    etc = write(tmp_path / "etc" / "sitecustomize.py", "SITE = 1\n")
+    (fake_module_dirs / "sitecustomize.py").symlink_to(etc)
+    result = _precompile.precompile(str(root), interpreters=[python], pycache_prefix=str(prefix),
+                                    interpreter_modules=True)
+    assert result["interpreter_modules"][0]["sources"] == 5, result["interpreter_modules"]
+    assert os.path.isfile(str(prefix) + str(fake_module_dirs / ("sitecustomize.%s.pyc" % tag)))
+    assert result["outside_links"] == []
