@@ -276,7 +276,7 @@ class Layout:
 
         def created(name):
             meta = read_json(self.meta_path(name), default={}) or {}
-            return meta.get("created") or utc_stamp(os.lstat(os.path.join(self.releases, name)).st_mtime)
+            return meta.get("created_ns") or os.lstat(os.path.join(self.releases, name)).st_mtime_ns
         return sorted(names, key=lambda n: (created(n), n))
 
     def live(self):
@@ -344,10 +344,11 @@ def validate_manifest(manifest, shared_paths=()):
                 raise ReleaseError("symlink %s points outside the release (%s)" % (rel, target))
     for shared in shared_paths:
         check_shared_path(shared)
+        inside = sorted((manifest[r][0] == DIRECTORY, r) for r in manifest if r == shared or r.startswith(shared + "/"))
+        if inside:
+            raise ReleaseError("source file %s is at the shared path %s: shared paths live outside the "
+                               "releases; remove it from the source or exclude it" % (inside[0][1], shared))
         for rel in manifest:
-            if rel == shared or rel.startswith(shared + "/"):
-                raise ReleaseError("source file %s is at the shared path %s: shared paths live outside the "
-                                   "releases; remove it from the source or exclude it" % (rel, shared))
             if shared.startswith(rel + "/") and manifest[rel][0] != DIRECTORY:
                 raise ReleaseError("source file %s is in the way of the shared path %s" % (rel, shared))
 
@@ -566,6 +567,7 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
             os.chmod(os.path.join(partial, rel), manifest[rel][2])
         os.chmod(partial, 0o755)
         meta = {"id": release_id, "digest": digest, "manifest": manifest, "mtimes": mtimes, "created": utc_stamp(),
+                "created_ns": time.time_ns(),
                 "commit": commit, "source": source_label, "shared_paths": list(shared_paths)}
         write_json(layout.meta_path(release_id), meta)
         os.rename(partial, final)
@@ -694,7 +696,7 @@ def migrate_directory(layout, release_id):
         point_at(layout, release_id)
         atomic = False
     write_json(layout.meta_path(migrated), {"id": migrated, "digest": None, "manifest": None,
-                                            "created": utc_stamp(), "migrated_from": layout.path})
+                                            "created": utc_stamp(), "created_ns": time.time_ns(), "migrated_from": layout.path})
     return migrated, atomic
 
 

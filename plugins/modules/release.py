@@ -368,9 +368,6 @@ def run(module):
                       live=target if changed else live, previous=live if changed else previous)
         return result
 
-    created = ensure_shared(layout, p["shared_paths"], _ids(p["shared_owner"], "user"),
-                            _ids(p["shared_group"], "group"), check_mode=check)
-    result["shared_created"] = created
     built = False
     manifest = None
     if p["manifest"] is not None:
@@ -386,7 +383,7 @@ def run(module):
             target = plan["reuse"]
         elif plan["lacking"] and not p["archive"] and not check:
             # The controller sends the archive and calls again.
-            result.update(need_archive=True, changed=bool(created), release=None)
+            result.update(need_archive=True, release=None)
             return result
         else:
             target = new_release_id(plan["digest"], p["commit"])
@@ -407,13 +404,16 @@ def run(module):
     else:
         raise ReleaseError("give source (a directory or git repository on the controller) or release")
 
+    created = ensure_shared(layout, p["shared_paths"], _ids(p["shared_owner"], "user"),
+                            _ids(p["shared_group"], "group"), check_mode=check)
+    result["shared_created"] = created
     switched = False
     if state == "switched":
         switched = go_live(module, layout, kind, live, target, manifest, result)
         protect = {target}
         if switched:
-            protect.add(live)
-            previous = live
+            previous = (result.get("migrated") or {}).get("id") or live
+            protect.add(previous)
         elif previous:
             protect.add(previous)
         result["pruned"] = prune(layout, p["keep"], protect, check_mode=check, adding=int(built and check))
