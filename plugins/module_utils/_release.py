@@ -653,7 +653,7 @@ def _renameat2_exchange(a, b):
     if func(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), RENAME_EXCHANGE) == 0:
         return True
     err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EXDEV):
         return False
     raise OSError(err, os.strerror(err), a)
 
@@ -677,27 +677,56 @@ def point_at(layout, release_id):
         raise
 
 
+def _copy_tree_exactly(src, dst):
+    """Copies a directory with its links, modes, times and owners (for file systems that cannot
+    rename it, such as a directory of an overlayfs lower layer)."""
+    shutil.copytree(src, dst, symlinks=True, copy_function=shutil.copy2)
+    for base, dirs, files in os.walk(src):
+        for name in [""] + dirs + files:
+            st = os.lstat(os.path.join(base, name))
+            target = os.path.join(dst, os.path.relpath(os.path.join(base, name), src))
+            os.lchown(target, st.st_uid, st.st_gid)
+            if not stat.S_ISLNK(st.st_mode):
+                os.chmod(target, stat.S_IMODE(st.st_mode))
+
+
 def migrate_directory(layout, release_id):
     """Replaces the plain directory ``path`` with a symlink to ``release_id`` and keeps the old
-    directory as release ``migrated-<time>``. With renameat2(RENAME_EXCHANGE) the swap is one
-    atomic step; without it the directory is renamed away and the link renamed in right after.
-    Returns ``(migrated id, atomic)``."""
+    directory as release ``migrated-<time>``. Returns ``(migrated id, method)``:
+
+    - ``exchange``: renameat2(RENAME_EXCHANGE) swaps the link and the directory in one atomic step;
+    - ``rename``: without it, the directory is renamed away and the link renamed in right after
+      (``path`` is missing for microseconds);
+    - ``copy``: a file system that cannot rename the directory at all (EXDEV: a directory of an
+      overlayfs lower layer, as in a container made from an image) gets it copied first, then
+      removed and replaced by the link (``path`` is missing while the removal runs)."""
     migrated = "migrated-" + utc_stamp()
     while os.path.lexists(layout.release_path(migrated)):
         migrated += "x"
+    target = layout.release_path(migrated)
     tmp = _temp_link(layout, release_id)
     if _renameat2_exchange(tmp, layout.path):
         # tmp now names the old directory.
-        os.rename(tmp, layout.release_path(migrated))
-        atomic = True
+        os.rename(tmp, target)
+        method = "exchange"
     else:
         os.unlink(tmp)
-        os.rename(layout.path, layout.release_path(migrated))
+        try:
+            os.rename(layout.path, target)
+            method = "rename"
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            partial = os.path.join(layout.releases, "." + migrated + PARTIAL_SUFFIX)
+            _copy_tree_exactly(layout.path, partial)
+            os.rename(partial, target)
+            shutil.rmtree(layout.path)
+            method = "copy"
         point_at(layout, release_id)
-        atomic = False
     write_json(layout.meta_path(migrated), {"id": migrated, "digest": None, "manifest": None,
-                                            "created": utc_stamp(), "created_ns": time.time_ns(), "migrated_from": layout.path})
-    return migrated, atomic
+                                            "created": utc_stamp(), "created_ns": time.time_ns(),
+                                            "migrated_from": layout.path, "method": method})
+    return migrated, method
 
 
 def files_not_in(directory, manifest):

@@ -36,10 +36,13 @@ description:
     release or the new one. CPython sets C(sys.path[0]) of a script to the real path of its directory
     (checked for 3.6 to 3.13), so the modules a request imports come from the release it started in.
   - A plain directory at O(path) (the layout before releases) is migrated on the first switch: the new
-    release's symlink and the directory swap names in one atomic C(renameat2(RENAME_EXCHANGE)) (where the
-    kernel and file system lack it, the directory is renamed away and the link renamed in right after, a gap
-    of microseconds in which O(path) does not exist). The old directory is kept as release
-    C(migrated-<time>); its files that the source lacks are reported and kept there.
+    release's symlink and the directory swap names in one atomic C(renameat2(RENAME_EXCHANGE)). Where the
+    kernel or file system lacks it, the directory is renamed away and the link renamed in right after, a gap
+    of microseconds in which O(path) does not exist. Where the directory cannot be renamed at all (a
+    directory of an overlayfs lower layer, as in a container made from an image: C(EXDEV)), it is copied,
+    then removed and replaced by the link; requests in that gap (the time the removal takes) answer 404.
+    RV(migrated.method) says which happened. The old directory is kept as release C(migrated-<time>); its
+    files that the source lacks are reported (a warning) and kept there.
 author: pycgi.hosting contributors (@pycgi)
 attributes:
   action:
@@ -235,8 +238,9 @@ shared_created:
   elements: str
 migrated:
   description:
-    - When O(path) was a plain directory, the release it became (C(id)), whether the swap was one atomic
-      rename (C(atomic)) and its files that the source lacks (C(kept_files)), kept in that release.
+    - When O(path) was a plain directory, the release it became (C(id)), how it was replaced (C(method):
+      C(exchange), one atomic swap; C(rename), two renames; C(copy), copied then removed) and its files that
+      the source lacks (C(kept_files)), kept in that release.
   returned: when O(path) was a plain directory
   type: dict
 lacking:
@@ -313,13 +317,13 @@ def go_live(module, layout, kind, live, target, manifest, result):
     check = module.check_mode
     if kind == "directory":
         kept = files_not_in(layout.path, manifest or {})
-        result["migrated"] = {"kept_files": kept, "id": None, "atomic": None}
+        result["migrated"] = {"kept_files": kept, "id": None, "method": None}
         if kept:
             module.warn("%d files of the directory %s are not in the source; they are kept in the migrated "
                         "release under %s: %s" % (len(kept), layout.path, layout.releases, ", ".join(kept[:20])))
         if not check:
-            migrated, atomic = migrate_directory(layout, target)
-            result["migrated"].update(id=migrated, atomic=atomic)
+            migrated, method = migrate_directory(layout, target)
+            result["migrated"].update(id=migrated, method=method)
             layout.record_live(migrated, "migrated")
             layout.record_live(target, "switch")
         return True

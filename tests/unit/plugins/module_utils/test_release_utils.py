@@ -318,8 +318,8 @@ def test_migration_swaps_a_plain_directory_atomically_and_keeps_its_extra_files(
     src = make_tree(tmp_path / "src", APP)
     release_id, _, _ = push(layout, src)
     assert rel.files_not_in(layout.path, manifest_of(src)) == ["uploaded.dat"]
-    migrated, atomic = rel.migrate_directory(layout, release_id)
-    assert atomic is True  # renameat2(RENAME_EXCHANGE) on this file system
+    migrated, method = rel.migrate_directory(layout, release_id)
+    assert method == "exchange"  # renameat2(RENAME_EXCHANGE) on this file system
     assert os.readlink(layout.path) == os.path.join(".cgi-bin.releases", release_id)
     assert open(os.path.join(layout.release_path(migrated), "uploaded.dat")).read() == "data\n"
     assert open(os.path.join(layout.path, "hello.py")).read() == APP["hello.py"]

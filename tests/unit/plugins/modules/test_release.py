@@ -132,7 +132,7 @@ def test_migration_of_a_plain_directory_reports_and_keeps_extra_files(tmp_path, 
     src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
     result, _calls = push(tmp_path, host, src)
     assert result["changed"] and result["migrated"]["kept_files"] == ["uploads/report.csv"]
-    assert result["migrated"]["atomic"] is True
+    assert result["migrated"]["method"] == "exchange"
     assert "uploads/report.csv" in json.dumps(result.get("warnings"))
     assert result["previous"] == result["migrated"]["id"]
     kept = tmp_path / "host" / ".cgi-bin.releases" / result["migrated"]["id"] / "uploads" / "report.csv"
