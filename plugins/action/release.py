@@ -132,6 +132,10 @@ class ActionModule(ActionBase):
                 if not final.get("failed"):
                     final["transferred"] = {"files": files, "bytes": size}
             final.pop("need_archive", None)
+            # The manifest is for the module, not for the task's output.
+            invocation = final.get("invocation", {}).get("module_args", {})
+            if "manifest" in invocation:
+                invocation["manifest"] = "(%d entries)" % len(manifest)
             final.update(manifest_cache=cache_state, module_calls=calls)
             if commit:
                 final["commit"] = commit
@@ -154,4 +158,3 @@ class ActionModule(ActionBase):
         if not os.path.isdir(source):
             raise ReleaseError("source %s is not a directory on the controller" % source)
         return source, None
-

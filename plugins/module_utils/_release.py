@@ -41,7 +41,7 @@ HISTORY = "history.json"
 LOCK = ".lock"
 PARTIAL_SUFFIX = ".partial"
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+RELEASE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 CHUNK = 1 << 20
 RENAME_EXCHANGE = 2
 

@@ -13,8 +13,8 @@ description:
   - Deploys the controller directory O(source) (or a git commit of it, with O(version)) to the CGI root O(path)
     as releases, the way Capistrano does, in one or two round trips whatever the number of files.
   - The controller (this module's action plugin) computes a manifest of the source (relative path, type, size,
-    mode, sha256) and sends it; the host answers which contents it lacks, files it can hard-link or copy from
-    any release already on the host being lacked by none; one tar archive carries only the lacking contents,
+    mode, sha256) and sends it; the host answers which contents it lacks (a file it can hard-link or copy from
+    any release already on the host is not lacking); one tar archive carries only the lacking contents,
     sent with the connection's own file transfer (ssh, local, podman, ... and V(become) work as for
     M(ansible.builtin.copy)); a second call builds the release. A push with nothing changed is one call and
     reports C(changed=false).
@@ -23,8 +23,8 @@ description:
     module knows about a release (its manifest, the git commit, the time) is in
     C(/usr/lib/.cgi-bin.releases/.meta/<id>.json), outside the served tree; shared paths live in
     C(/usr/lib/.cgi-bin.shared/<relative path>). Apache's configuration and the URLs stay as they were."
-  - A release id is a UTC time and a short hash, C(20261204T153000Z-1a2b3c4d): the hash of the manifest, or
-    the commit for a git source. A source whose manifest equals that of a release still on the host reuses
+  - A release id is a UTC time and a short hash, C(20261204T153000Z-1a2b3c4d); the hash is that of the
+    manifest, or the commit for a git source. A source whose manifest equals that of a release still on the host reuses
     that release (two pushes of the same source give the same release; a normal run after a rollback brings
     the source's release back).
   - A release is built in C(.<id>.partial) beside the others, from hard links into existing releases (with
@@ -32,17 +32,17 @@ description:
     local copies where only the mode differs, and the archive's contents (checked against their sha256),
     then renamed to C(<id>). Files are never written through a symlink. A failure removes the partial
     directory and leaves the live release alone.
-  - Going live is a new symlink beside O(path) renamed over it, one C(rename()): a request sees the old
+  - Going live is a new symlink beside O(path) renamed over it, one C(rename), so a request sees the old
     release or the new one. CPython sets C(sys.path[0]) of a script to the real path of its directory
     (checked for 3.6 to 3.13), so the modules a request imports come from the release it started in.
-  - A plain directory at O(path) (the layout before releases) is migrated on the first switch: the new
-    release's symlink and the directory swap names in one atomic C(renameat2(RENAME_EXCHANGE)). Where the
+  - "A plain directory at O(path) (the layout before releases) is migrated on the first switch; the new
+    release's symlink and the directory swap names in one atomic C(renameat2) with C(RENAME_EXCHANGE). Where the
     kernel or file system lacks it, the directory is renamed away and the link renamed in right after, a gap
     of microseconds in which O(path) does not exist. Where the directory cannot be renamed at all (a
     directory of an overlayfs lower layer, as in a container made from an image: C(EXDEV)), it is copied,
     then removed and replaced by the link; requests in that gap (the time the removal takes) answer 404.
     RV(migrated.method) says which happened. The old directory is kept as release C(migrated-<time>); its
-    files that the source lacks are reported (a warning) and kept there.
+    files that the source lacks are reported (a warning) and kept there."
 author: pycgi.hosting contributors (@pycgi)
 attributes:
   action:
@@ -238,9 +238,9 @@ shared_created:
   elements: str
 migrated:
   description:
-    - When O(path) was a plain directory, the release it became (C(id)), how it was replaced (C(method):
-      C(exchange), one atomic swap; C(rename), two renames; C(copy), copied then removed) and its files that
-      the source lacks (C(kept_files)), kept in that release.
+    - When O(path) was a plain directory, the release it became (C(id)), how it was replaced (C(method), one
+      of C(exchange), one atomic swap; C(rename), two renames; C(copy), copied then removed) and its files
+      that the source lacks (C(kept_files)), kept in that release.
   returned: when O(path) was a plain directory
   type: dict
 lacking:
@@ -270,6 +270,7 @@ import pwd
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pycgi.hosting.plugins.module_utils._release import (
+    RELEASE_ID_RE,
     Layout,
     ReleaseError,
     build_release,
@@ -451,6 +452,8 @@ def main():
         ),
         supports_check_mode=True,
     )
+    if module.params["release"] is not None and not RELEASE_ID_RE.match(module.params["release"]):
+        module.fail_json(msg="release %r is not a release id (letters, digits, '.', '_', '-')" % module.params["release"])
     if module.params["keep"] < 2:
         module.fail_json(msg="keep must be at least 2 (the live release and the one before it)")
     try:

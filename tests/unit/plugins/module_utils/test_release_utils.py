@@ -1,7 +1,7 @@
 """The release domain code on real files in tmp_path: the manifest of a source, what a host
 lacks, building a release from hard links and an archive, the switch, pruning, tar safety."""
+import hashlib
 import io
-import json
 import multiprocessing
 import os
 import stat
@@ -74,7 +74,6 @@ def test_manifest_records_type_size_mode_and_sha256(tmp_path):
     src = make_tree(tmp_path / "src", APP, modes={"hello.py": 0o750})
     os.chmod(src / "static", 0o711)
     manifest = manifest_of(src)
-    import hashlib
     assert manifest["hello.py"] == ["f", len(APP["hello.py"]), 0o750,
                                     hashlib.sha256(APP["hello.py"].encode()).hexdigest()]
     assert manifest["static"] == ["d", 0, 0o711, ""]
@@ -146,7 +145,7 @@ def test_contents_of_any_release_are_not_lacking(tmp_path, layout):
 
 def test_a_file_edited_in_place_on_the_host_is_not_a_link_source(tmp_path, layout):
     src = make_tree(tmp_path / "src", APP)
-    first, _, _ = push(layout, src)
+    first = push(layout, src)[0]
     with open(os.path.join(layout.release_path(first), "lib", "util.py"), "a") as handle:
         handle.write("# edited on the host\n")
     (src / "static" / "readme.txt").write_text("changed\n")  # a new release, not a reuse
@@ -156,11 +155,11 @@ def test_a_file_edited_in_place_on_the_host_is_not_a_link_source(tmp_path, layou
 
 def test_identical_source_reuses_its_release(tmp_path, layout):
     src = make_tree(tmp_path / "src", APP)
-    first, _, _ = push(layout, src)
+    first = push(layout, src)[0]
     again, plan, counts = push(layout, src)
     assert again == first and counts is None and plan["lacking"] == []
     (src / "lib" / "util.py").write_text("VERSION = 2\n")
-    second, _, _ = push(layout, src)
+    second = push(layout, src)[0]
     (src / "lib" / "util.py").write_text("VERSION = 1\n")
     assert push(layout, src)[0] == first
     assert second != first
@@ -230,7 +229,7 @@ def test_unsafe_archive_members_are_refused_and_leave_nothing(tmp_path, layout, 
 
 def test_failure_mid_build_leaves_no_release_and_the_live_link_alone(tmp_path, layout):
     src = make_tree(tmp_path / "src", APP)
-    first, _, _ = push(layout, src)
+    first = push(layout, src)[0]
     rel.point_at(layout, first)
     (src / "hello.py").write_text("changed\n")
     (src / "new.py").write_text("new\n")
@@ -260,9 +259,9 @@ def test_archive_never_writes_through_a_symlink(tmp_path, layout):
 
 def test_switch_is_one_rename_the_root_never_missing(tmp_path, layout):
     src = make_tree(tmp_path / "src", APP)
-    first, _, _ = push(layout, src)
+    first = push(layout, src)[0]
     (src / "lib" / "util.py").write_text("VERSION = 2\n")
-    second, _, _ = push(layout, src)
+    second = push(layout, src)[0]
     rel.point_at(layout, first)
     missing = []
     stop = threading.Event()
@@ -296,7 +295,7 @@ def test_prune_keeps_the_newest_and_never_the_live_or_previous(tmp_path, layout)
 def test_shared_paths_are_links_out_of_the_release(tmp_path, layout):
     src = make_tree(tmp_path / "src", APP)
     assert rel.ensure_shared(layout, ["data", "var/sessions"]) == ["data", "var/sessions"]
-    release_id, _, _ = push(layout, src, shared_paths=["data", "var/sessions"])
+    release_id = push(layout, src, shared_paths=["data", "var/sessions"])[0]
     rel.point_at(layout, release_id)
     with open(os.path.join(layout.path, "var", "sessions", "s1"), "w") as handle:
         handle.write("kept")
@@ -316,7 +315,7 @@ def test_migration_swaps_a_plain_directory_atomically_and_keeps_its_extra_files(
     (tmp_path / "host" / "cgi-bin" / "hello.py").write_text("old\n")
     (tmp_path / "host" / "cgi-bin" / "uploaded.dat").write_text("data\n")
     src = make_tree(tmp_path / "src", APP)
-    release_id, _, _ = push(layout, src)
+    release_id = push(layout, src)[0]
     assert rel.files_not_in(layout.path, manifest_of(src)) == ["uploaded.dat"]
     migrated, method = rel.migrate_directory(layout, release_id)
     assert method == "exchange"  # renameat2(RENAME_EXCHANGE) on this file system

@@ -95,11 +95,11 @@ def test_deleted_file_is_gone_from_the_new_release(tmp_path, host):
 
 def test_rollback_once_then_no_further_and_a_push_brings_the_source_back(tmp_path, host):
     src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
-    first, _ = push(tmp_path, host, src)
+    first = push(tmp_path, host, src)[0]
     (src / "a.py").write_text("A = 2\n")
-    second, _ = push(tmp_path, host, src)
+    second = push(tmp_path, host, src)[0]
     (src / "a.py").write_text("A = 3\n")
-    third, _ = push(tmp_path, host, src)
+    third = push(tmp_path, host, src)[0]
     back = rollback(tmp_path, host)
     assert (back["changed"], back["release"], back["previous"]) == (True, second["release"], third["release"])
     assert (host / "a.py").read_text() == "A = 2\n"
@@ -161,7 +161,7 @@ def test_a_link_to_somewhere_else_is_refused(tmp_path, host):
 
 def test_shared_paths_survive_pushes_and_rollbacks(tmp_path, host):
     src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
-    first, _ = push(tmp_path, host, src, shared_paths=["data"])
+    first = push(tmp_path, host, src, shared_paths=["data"])[0]
     assert first["shared_created"] == ["data"]
     (host / "data" / "counter").write_text("7")
     (src / "a.py").write_text("A = 2\n")
@@ -171,5 +171,5 @@ def test_shared_paths_survive_pushes_and_rollbacks(tmp_path, host):
     assert (host / "data" / "counter").read_text() == "7"
     (src / "data").mkdir()
     (src / "data" / "seed").write_text("x")
-    refused, _ = push(tmp_path, host, src, shared_paths=["data"])
+    refused = push(tmp_path, host, src, shared_paths=["data"])[0]
     assert refused["failed"] and "data/seed" in refused["msg"]
