@@ -41,7 +41,7 @@ description:
     of microseconds in which O(path) does not exist. Where the directory cannot be renamed at all (a
     directory of an overlayfs lower layer, as in a container made from an image: C(EXDEV)), it is copied,
     then removed and replaced by the link; requests in that gap (the time the removal takes) answer 404.
-    RV(migrated.method) says which happened. The old directory is kept as release C(migrated-<time>); its
+    C(method) of RV(migrated) says which happened. The old directory is kept as release C(migrated-<time>); its
     files that the source lacks are reported (a warning) and kept there."
 author: pycgi.hosting contributors (@pycgi)
 attributes:
