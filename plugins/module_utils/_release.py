@@ -480,14 +480,16 @@ def _write_new(path, source_handle, size, mode, mtime, digest):
     os.utime(path, (mtime, mtime), follow_symlinks=False)
 
 
-def _link_pycache(src_file, dst_file):
-    """Hard-links the ``__pycache__/<stem>.*.pyc`` files of ``src_file`` beside ``dst_file``: the
-    source is the same inode, so their timestamps (source mtime and size) stay current."""
+def _copy_pycache(src_file, dst_file):
+    """Copies the ``__pycache__/<stem>.*.pyc`` files of ``src_file`` beside ``dst_file`` (the
+    source is the same inode, so their timestamps, source mtime and size, stay current). Copies,
+    not links: a cache the web server user may write in one release must not be another
+    release's, and pycache_owner leaves a file with several links alone."""
     src_cache = os.path.join(os.path.dirname(src_file), "__pycache__")
     stem = os.path.basename(src_file).rpartition(".")[0] or os.path.basename(src_file)
     try:
         names = [n for n in os.listdir(src_cache) if n.startswith(stem + ".") and n.endswith(".pyc")
-                 and n.count(".") >= 2 and n[len(stem) + 1:].count(".") in (1, 2)]
+                 and n[len(stem) + 1:].count(".") in (1, 2)]
     except OSError:
         return 0
     if not names:
@@ -495,23 +497,34 @@ def _link_pycache(src_file, dst_file):
     dst_cache = os.path.join(os.path.dirname(dst_file), "__pycache__")
     if not os.path.isdir(dst_cache):
         st = os.lstat(src_cache)
-        os.mkdir(dst_cache, stat.S_IMODE(st.st_mode))
-        os.chmod(dst_cache, stat.S_IMODE(st.st_mode))
-        try:
-            os.chown(dst_cache, st.st_uid, st.st_gid)
-        except PermissionError:
-            pass
+        os.mkdir(dst_cache, 0o700)
+        _copy_owner_mode(dst_cache, st)
     count = 0
     for name in names:
-        src = os.path.join(src_cache, name)
-        if not os.path.isfile(src) or os.path.islink(src):
-            continue
         try:
-            os.link(src, os.path.join(dst_cache, name), follow_symlinks=False)
-            count += 1
+            src_fd = os.open(os.path.join(src_cache, name), os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
-            pass
+            continue
+        with os.fdopen(src_fd, "rb") as src:
+            st = os.fstat(src.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            dst = os.path.join(dst_cache, name)
+            fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+            _copy_owner_mode(dst, st)
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+            count += 1
     return count
+
+
+def _copy_owner_mode(path, st):
+    try:
+        os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
+    except PermissionError:
+        pass
+    os.chmod(path, stat.S_IMODE(st.st_mode))
 
 
 def build_release(layout, manifest, release_id, digest, archive=None, shared_paths=(), shared_owner=None,
@@ -525,7 +538,7 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
     if os.path.lexists(final):
         raise ReleaseError("release %s already exists" % final)
     by_mode, by_hash = content_index(layout, layout.releases_on_disk())
-    counts = {"linked": 0, "copied": 0, "extracted": 0, "pycache_linked": 0}
+    counts = {"linked": 0, "copied": 0, "extracted": 0, "pycache_copied": 0}
     if os.path.lexists(partial):
         shutil.rmtree(partial)
     os.mkdir(partial, 0o700)
@@ -543,7 +556,7 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
                 if (sha, mode) in by_mode:
                     os.link(by_mode[(sha, mode)], dst, follow_symlinks=False)
                     counts["linked"] += 1
-                    counts["pycache_linked"] += _link_pycache(by_mode[(sha, mode)], dst)
+                    counts["pycache_copied"] += _copy_pycache(by_mode[(sha, mode)], dst)
                 elif sha in by_hash:
                     src = by_hash[sha]
                     with open(src, "rb") as handle:

@@ -28,7 +28,8 @@ description:
     that release (two pushes of the same source give the same release; a normal run after a rollback brings
     the source's release back).
   - A release is built in C(.<id>.partial) beside the others, from hard links into existing releases (with
-    the C(__pycache__) files of an unchanged source, which stay current since the source is the same inode),
+    copies of the C(__pycache__) files of an unchanged source, which stay current since the source is the
+    same inode; copies, so that a cache the web server may write belongs to one release only),
     local copies where only the mode differs, and the archive's contents (checked against their sha256),
     then renamed to C(<id>). Files are never written through a symlink. A failure removes the partial
     directory and leaves the live release alone.
@@ -217,7 +218,9 @@ transferred:
   type: dict
   sample: {files: 1, bytes: 2048}
 linked:
-  description: Files hard-linked from releases on the host, and copies made on the host (same content, other mode).
+  description:
+    - Files hard-linked from releases on the host (C(files)), the C(__pycache__) files of those copied with
+      them (C(pycache)), and copies made on the host of contents it had with another mode (C(copied)).
   returned: when a release was built
   type: dict
   sample: {files: 309, pycache: 309, copied: 0}
@@ -396,7 +399,7 @@ def run(module):
             if not check:
                 counts = build_release(layout, manifest, target, plan["digest"], archive=p["archive"],
                                        shared_paths=p["shared_paths"], commit=p["commit"], source_label=p["source"])
-                result["linked"] = {"files": counts["linked"], "pycache": counts["pycache_linked"],
+                result["linked"] = {"files": counts["linked"], "pycache": counts["pycache_copied"],
                                     "copied": counts["copied"]}
                 result["lacking"] = []
             else:

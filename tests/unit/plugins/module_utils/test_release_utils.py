@@ -181,7 +181,10 @@ def test_release_built_from_links_and_archive_with_its_pycache(tmp_path, layout,
     with tarfile.open(archive) as tar:
         assert [m.name for m in tar] == [manifest_of(src)["hello.py"][3]]
     second_dir = layout.release_path(second)
-    assert counts["linked"] == 3 and counts["extracted"] == 1 and counts["pycache_linked"] == 2
+    assert counts["linked"] == 3 and counts["extracted"] == 1 and counts["pycache_copied"] == 2
+    old_pyc, new_pyc = (os.path.join(d, "lib", "__pycache__", os.listdir(os.path.join(first_dir, "lib", "__pycache__"))[0])
+                        for d in (first_dir, second_dir))
+    assert os.stat(old_pyc).st_ino != os.stat(new_pyc).st_ino and os.stat(new_pyc).st_nlink == 1
     assert os.stat(os.path.join(second_dir, "lib", "util.py")).st_ino == os.stat(
         os.path.join(first_dir, "lib", "util.py")).st_ino
     assert os.readlink(os.path.join(second_dir, "alias.py")) == "hello.py"
