@@ -66,6 +66,10 @@ def test_first_push_migrates_the_stock_root_and_a_rerun_changes_nothing(host):
     release = live(container)
     container.exec("test", "-s", "%s/%s/cgiapp/__pycache__/main.cpython-311.pyc" % (RELEASES, release))
     assert container.exec("stat", "-c", "%U", ROOT + "/data/").stdout.strip() == "www-data"
+    # The data the application writes there is web-writable content for SELinux (labels on disk).
+    label = container.exec("python3", "-c", "import os, sys; print(os.getxattr(sys.argv[1], 'security.selinux'))",
+                           "/usr/lib/.cgi-bin.shared/data").stdout
+    assert ":httpd_sys_rw_content_t:" in label
     again = play(container, app)
     assert again.rc == 0 and again.recap["changed"] == 0, again.output[-3000:]
 
