@@ -734,7 +734,10 @@ def inspect(path, interpreters=None, optimize=(0,), exclude=(), owner=None, grou
         raise InfoError("list_limit must be 0 or more, not %d" % limit)
     identity = web_identity(owner, group)
 
-    tree = walk(path, exclude)
+    # A root reached through a symlink (a release of pycgi.hosting.release) is looked at where it
+    # is: Python resolves a script's directory with realpath (sys.path[0]), so the prefix holds
+    # its caches under the real path, and the SELinux labels are those of the real files.
+    tree = walk(os.path.realpath(path), exclude)
     if pycache_prefix:
         # The caches Python reads are those in the prefix's copy of the tree.
         tree = tree._replace(pycache=[(cache_dir, names) for cache_dir, _source_dir, names
@@ -753,7 +756,7 @@ def inspect(path, interpreters=None, optimize=(0,), exclude=(), owner=None, grou
     reports, failed = freshness(tree, chosen, levels, limit, pycache_prefix)
     problems += failed
     report = {
-        "path": tree.root,
+        "path": os.path.abspath(path),
         "sources": sum(len(names) for _d, names in tree.sources),
         "interpreters": reports,
         "leftovers": leftovers(tree, cache_tags, limit, pycache_prefix),

@@ -13,7 +13,6 @@ from harness.podman import REPO_ROOT, Container, podman_available
 
 ROOT = "/usr/lib/cgi-bin"
 PREFIX = "/var/cache/pycgi"
-TREE_CACHE = PREFIX + ROOT
 APP_URL = "/cgi-bin/hello.py"
 RW_TYPE = "httpd_sys_rw_content_t"
 MAIN_CONFIG = "/etc/apache2/apache2.conf"
@@ -84,11 +83,18 @@ def state(host, path):
     return json.loads(host.exec("python3", "-c", STATE, path).stdout)
 
 
+def real_root(host):
+    """The live release: the root is a symlink to it, and Python (which resolves a script's
+    directory with realpath) keeps the caches of its imports under the prefix's copy of it."""
+    return host.exec("readlink", "-e", ROOT).stdout.strip()
+
+
 def test_no_pycache_under_the_root_and_caches_in_the_prefix(site):
     host, _app = site
-    assert host.exec("find", ROOT, "(", "-name", "__pycache__", "-o", "-name", "*.pyc", ")").stdout == ""
-    caches = state(host, TREE_CACHE)
-    names = sorted(os.path.relpath(p, TREE_CACHE) for p in caches if p.endswith(".pyc"))
+    tree_cache = PREFIX + real_root(host)
+    assert host.exec("find", ROOT + "/", "(", "-name", "__pycache__", "-o", "-name", "*.pyc", ")").stdout == ""
+    caches = state(host, tree_cache)
+    names = sorted(os.path.relpath(p, tree_cache) for p in caches if p.endswith(".pyc"))
     assert names == ["cgiapp/%s.cpython-311.pyc" % m for m in ("__init__", "inventory", "main", "render")] + [
         "hello.cpython-311.pyc"], names
     # The interpreter's own modules are cached there too (interpreter_modules), so that a request
@@ -104,41 +110,44 @@ def test_no_pycache_under_the_root_and_caches_in_the_prefix(site):
 
 def test_a_request_loads_the_application_from_the_prefix_and_rewrites_nothing(site):
     host, _app = site
+    real = real_root(host)
+    tree_cache = PREFIX + real
     everything = state(host, PREFIX)
     status, body = host.http_get(APP_URL)
     assert status == 200 and "pycgi example application" in body, body[-1000:]
     # A request writes nothing there: the standard library's caches were precompiled.
     assert state(host, PREFIX) == everything
-    before = state(host, TREE_CACHE)
+    before = state(host, tree_cache)
     for _request in range(3):
         status, body = host.http_get(APP_URL)
         assert status == 200, body[-1000:]
         rows = re.findall(r"<tr><td>(cgiapp[\w.]*)</td><td>(\w+)</td></tr>", body)
         assert rows and all(cached == "yes" for _name, cached in rows), body
-    assert state(host, TREE_CACHE) == before
-    assert host.exec("find", ROOT, "-name", "__pycache__").stdout == ""
+    assert state(host, tree_cache) == before
+    assert host.exec("find", ROOT + "/", "-name", "__pycache__").stdout == ""
 
     # What the web server user's Python says about those imports, with the block's variable.
     proc = host.exec("python3", "-v", ROOT + "/hello.py", user="www-data", workdir="/",
                      env={"PYTHONPYCACHEPREFIX": PREFIX, "REQUEST_METHOD": "GET"})
     for module in ("main", "render", "inventory"):
-        pyc = "%s/cgiapp/%s.cpython-311.pyc" % (TREE_CACHE, module)
+        pyc = "%s/cgiapp/%s.cpython-311.pyc" % (tree_cache, module)
         assert "# code object from '%s'" % pyc in proc.stderr, proc.stderr[-3000:]
-        assert "# %s matches %s/cgiapp/%s.py" % (pyc, ROOT, module) in proc.stderr
-    assert state(host, TREE_CACHE) == before
+        assert "# %s matches %s/cgiapp/%s.py" % (pyc, real, module) in proc.stderr
+    assert state(host, tree_cache) == before
 
 
 def test_the_prefix_has_the_writable_cache_type(site):
     host, _app = site
     if host.exec("which", "matchpathcon", check=False).returncode != 0:
         pytest.skip("the test image has no SELinux tools")
+    tree_cache = PREFIX + real_root(host)
     labels = json.loads(host.exec("python3", "-c", LABELS, PREFIX).stdout)
     # The policy gives the whole prefix the type, so what Python adds there at run time gets it
     # too (with SELinux enforcing; here the kernel's SELinux is off and new files get no label).
     assert labels and all(policy == RW_TYPE for policy, _disk in labels.values()), labels
     # What the role labeled: the prefix and the application's caches.
     labeled = {path: disk for path, (_policy, disk) in labels.items()
-               if path == PREFIX or path == TREE_CACHE or path.startswith(TREE_CACHE + "/")}
+               if path == PREFIX or path == tree_cache or path.startswith(tree_cache + "/")}
     assert len(labeled) >= 7 and set(labeled.values()) == {RW_TYPE}, labeled
 
 

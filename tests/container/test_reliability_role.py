@@ -238,7 +238,8 @@ def apache_identity(host):
 
 def cache_urls(host):
     """URL paths (below /cgi-bin/ and /cgi-files/) of every .pyc and __pycache__ below the root."""
-    found = host.exec("find", ROOT, "(", "-name", "*.pyc", "-o", "-name", "__pycache__", ")").stdout.split()
+    # The root is a symlink to the live release: find follows it with the trailing slash.
+    found = host.exec("find", ROOT + "/", "(", "-name", "*.pyc", "-o", "-name", "__pycache__", ")").stdout.split()
     assert any(p.endswith(".pyc") for p in found), "no caches to request"
     return [prefix + p[len(ROOT) + 1:] + ("/" if p.endswith("__pycache__") else "")
             for p in found for prefix in ("/cgi-bin/", "/cgi-files/")]
@@ -254,16 +255,21 @@ def assert_caches_never_served(host):
 
 def world_writable(host):
     """Paths below the root and in Apache's config that anyone may write (links aside)."""
-    return host.exec("find", ROOT, "/etc/apache2", "!", "-type", "l", "-perm", "-0002").stdout.split("\n")[:-1]
+    return host.exec("find", ROOT + "/", "/etc/apache2", "!", "-type", "l", "-perm", "-0002").stdout.split("\n")[:-1]
+
+
+def live_release(host):
+    """The directory the root's symlink points at: what Apache serves, what the labels are on."""
+    return host.exec("readlink", "-e", ROOT).stdout.strip()
 
 
 def web_user_writes(host):
     return [tuple(item) for item in json.loads(host.exec("runuser", "-u", "www-data", "--", "python3", "-c",
-                                                         WRITE_PROBE, ROOT).stdout)]
+                                                         WRITE_PROBE, live_release(host)).stdout)]
 
 
 def labels(host):
-    return json.loads(host.exec("python3", "-c", LABELS, ROOT).stdout)
+    return json.loads(host.exec("python3", "-c", LABELS, live_release(host)).stdout)
 
 
 def assert_traffic_clean(summary, ended, old, new):

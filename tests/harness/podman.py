@@ -162,15 +162,16 @@ class Container:
         body, _sep, status = proc.stdout.rpartition("\n")
         return int(status or 0), body
 
-    def run_module(self, module, args=None, check_mode=False, diff=False, user=None):
+    def run_module(self, module, args=None, check_mode=False, diff=False, user=None, host_vars=None):
         """Runs pycgi.hosting.<module> (or any FQCN) in this container through Ansible (`ansible`,
-        ad hoc), as root or as `user` (podman exec --user).
+        ad hoc), as root or as `user` (podman exec --user); `host_vars` are added to the host's
+        inventory variables (``ansible_become`` for example).
 
         Returns the module's result dict, `diff` included when the module returned one, with
         `failed` set when it failed. Raises ModuleSkipped when Ansible skipped the module."""
         fqcn = module if "." in module else "pycgi.hosting." + module
         argv = ["ansible", "all", "-m", fqcn] + (["-a", json.dumps(args)] if args else [])
-        run = self._ansible(argv, check_mode, diff, user)
+        run = self._ansible(argv, check_mode, diff, user, host_vars)
         if run.result is None:
             raise RuntimeError("ansible gave no result (rc=%d):\n%s" % (run.rc, run.output))
         if run.result.get("skipped"):
@@ -186,7 +187,7 @@ class Container:
         recap (None when the play did not get that far)."""
         return self._ansible(["ansible-playbook", "-e", json.dumps(extra_vars), "site.yml"], check_mode)
 
-    def _ansible(self, argv, check_mode=False, diff=False, user=None):
+    def _ansible(self, argv, check_mode=False, diff=False, user=None, host_vars=None):
         """Runs an Ansible command line (its inventory left out) from the repository root against
         this container alone, through the podman connection, as root or as `user`; returns an
         AnsibleRun."""
@@ -200,6 +201,7 @@ class Container:
         }
         if user:
             host.update({"ansible_user": user, "ansible_remote_tmp": "/tmp/.ansible-%s" % user})
+        host.update(host_vars or {})
         with tempfile.TemporaryDirectory() as workdir:
             inventory = os.path.join(workdir, "inventory.json")
             with open(inventory, "w") as handle:

@@ -1,0 +1,160 @@
+# Copyright (c) 2026 pycgi.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Controller side of pycgi.hosting.release: the source's manifest (hashed once while the tree
+does not change, shared by all forks through a locked cache file), the module call that asks the
+host what it lacks, and one archive of those contents sent with the connection's put_file."""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+
+from ansible import constants as C
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.pycgi.hosting.plugins.module_utils._release import (
+    ReleaseError,
+    cached_manifest,
+    write_archive,
+)
+
+MODULE = "pycgi.hosting.release"
+# Options the module reads on the host; source, version and exclude are the controller's.
+CONTROLLER_ONLY = ("version", "exclude")
+SHA_RE = re.compile(r"^[0-9a-f]{7,40}$")
+
+
+def cache_dir():
+    """Manifests kept across runs (validated by the tree's stat signature) for this user."""
+    return os.path.expanduser(os.environ.get("PYCGI_RELEASE_CACHE", "~/.ansible/pycgi-release"))
+
+
+def _git(args, cwd=None):
+    proc = subprocess.run(["git"] + args, cwd=cwd, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise ReleaseError("git %s failed: %s" % (" ".join(args), proc.stderr.decode("utf-8", "replace").strip()))
+    return proc.stdout
+
+
+def git_export(source, version, workdir):
+    """Exports ``version`` of the git repository ``source`` (URL or path) into a directory under
+    ``workdir`` (one per commit, shared by forks under a lock); returns (directory, commit).
+    The repository's working tree is never used."""
+    os.makedirs(workdir, mode=0o700, exist_ok=True)
+    key = hashlib.sha256(json.dumps([source, version]).encode()).hexdigest()[:24]
+    with open(os.path.join(workdir, key + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        clone = os.path.join(workdir, key + ".git")
+        if not os.path.isdir(clone):
+            _git(["clone", "--quiet", "--bare", "--", source, clone])
+        else:
+            _git(["--git-dir", clone, "fetch", "--quiet", "--force", "--", source,
+                  "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"])
+        try:
+            commit = _git(["--git-dir", clone, "rev-parse", "--verify", "--quiet", version + "^{commit}"])
+        except ReleaseError:
+            raise ReleaseError("version %s is not a branch, tag or commit of %s" % (version, source))
+        commit = commit.decode().strip()
+        export = os.path.join(workdir, "export-" + commit)
+        if not os.path.isdir(export):
+            partial = export + ".partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            os.mkdir(partial, 0o700)
+            tar = _git(["--git-dir", clone, "archive", "--format=tar", commit])
+            tar_path = partial + ".tar"
+            with open(tar_path, "wb") as handle:
+                handle.write(tar)
+            try:
+                with tarfile.open(tar_path) as archive:
+                    for member in archive.getmembers():
+                        if member.name.startswith("/") or ".." in member.name.split("/") or not (
+                                member.isreg() or member.isdir() or member.issym()):
+                            raise ReleaseError("git archive of %s holds %s: refused" % (commit, member.name))
+                    archive.extractall(partial, filter="tar") if hasattr(tarfile, "data_filter") \
+                        else archive.extractall(partial)
+            finally:
+                os.unlink(tar_path)
+            os.rename(partial, export)
+        return export, commit
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = True
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        source = args.get("source")
+        if not source or args.get("state") == "rolled_back":
+            for key in CONTROLLER_ONLY:
+                args.pop(key, None)
+            result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
+            return result
+        local_tmp = tempfile.mkdtemp(prefix="pycgi-release-", dir=C.DEFAULT_LOCAL_TMP)
+        try:
+            try:
+                source_dir, commit = self._source_dir(source, args.get("version"))
+                exclude = list(args.get("exclude") or [])
+                manifest, cache_state = cached_manifest(source_dir, exclude, os.path.join(cache_dir(), "manifests"))
+            except ReleaseError as exc:
+                raise AnsibleActionFail(str(exc))
+            for key in CONTROLLER_ONLY:
+                args.pop(key, None)
+            args["manifest"] = json.dumps(manifest, separators=(",", ":"))
+            if commit:
+                args["commit"] = commit
+            first = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+            calls = 1
+            final = first
+            if first.get("need_archive") and not first.get("failed"):
+                archive = os.path.join(local_tmp, "release.tar")
+                try:
+                    files, size = write_archive(source_dir, manifest, first["lacking"], archive)
+                except ReleaseError as exc:
+                    raise AnsibleActionFail(str(exc))
+                remote_tmp = self._connection._shell.tmpdir or self._make_tmp_path()
+                remote = self._connection._shell.join_path(remote_tmp, "release.tar")
+                self._transfer_file(archive, remote)
+                self._fixup_perms2((remote_tmp, remote), execute=False)
+                args["archive"] = remote
+                final = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+                calls = 2
+                if not final.get("failed"):
+                    final["transferred"] = {"files": files, "bytes": size}
+            final.pop("need_archive", None)
+            # The manifest is for the module, not for the task's output.
+            invocation = final.get("invocation", {}).get("module_args", {})
+            if "manifest" in invocation:
+                invocation["manifest"] = "(%d entries)" % len(manifest)
+            final.update(manifest_cache=cache_state, module_calls=calls)
+            if commit:
+                final["commit"] = commit
+            result.update(final)
+            return result
+        finally:
+            shutil.rmtree(local_tmp, ignore_errors=True)
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+
+    def _source_dir(self, source, version):
+        if version:
+            if not SHA_RE.match(version) and version.startswith("-"):
+                raise ReleaseError("version %s is not a branch, tag or commit" % version)
+            if "://" not in source and ":" not in source.split("/")[0]:
+                source = os.path.abspath(os.path.expanduser(source))
+            return git_export(source, version, os.path.join(C.DEFAULT_LOCAL_TMP, "pycgi-release-git"))
+        source = os.path.expanduser(source)
+        if not os.path.isabs(source):
+            source = self._find_needle("files", source) if not os.path.isdir(source) else os.path.abspath(source)
+        if not os.path.isdir(source):
+            raise ReleaseError("source %s is not a directory on the controller" % source)
+        return source, None

@@ -1,0 +1,791 @@
+# Copyright (c) 2026 pycgi.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Releases of a CGI tree: the manifest of a source, what a host lacks of it, building a release
+directory from hard links and an archive, and switching the root's symlink atomically.
+
+Plain functions on plain data (no Ansible objects), shared by the controller side (the
+``release`` action plugin: manifest, archive) and the host side (the ``release`` module).
+
+Host layout, for a root ``/usr/lib/cgi-bin``::
+
+    /usr/lib/cgi-bin -> .cgi-bin.releases/20261204T153000Z-1a2b3c4d   (the live release)
+    /usr/lib/.cgi-bin.releases/<id>/                                  one directory per release
+    /usr/lib/.cgi-bin.releases/.meta/<id>.json                        its manifest, commit, time
+    /usr/lib/.cgi-bin.releases/.meta/history.json                     the releases made live, in order
+    /usr/lib/.cgi-bin.shared/<rel>                                     shared paths
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import fnmatch
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import tarfile
+import time
+
+# Names never taken from a source: version control and bytecode (the host compiles its own).
+ALWAYS_EXCLUDED_DIRS = (".git", "__pycache__")
+ALWAYS_EXCLUDED_FILES = ("*.pyc",)
+
+FILE, DIRECTORY, LINK = "f", "d", "l"
+META_DIR = ".meta"
+HISTORY = "history.json"
+LOCK = ".lock"
+PARTIAL_SUFFIX = ".partial"
+HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+RELEASE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+CHUNK = 1 << 20
+RENAME_EXCHANGE = 2
+
+
+class ReleaseError(Exception):
+    """A problem the user must fix; the message names the file or setting."""
+
+
+# --------------------------------------------------------------------------- controller side
+
+def _excluded(rel, name, is_dir, patterns):
+    if is_dir and name in ALWAYS_EXCLUDED_DIRS:
+        return True
+    if not is_dir and any(fnmatch.fnmatchcase(name, p) for p in ALWAYS_EXCLUDED_FILES):
+        return True
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(rel, pattern) or ("/" not in pattern and fnmatch.fnmatchcase(name, pattern)):
+            return True
+    return False
+
+
+def walk_source(source, exclude=()):
+    """The entries of ``source`` that a release holds: ``[(rel, lstat_result)]``, sorted, the
+    excluded ones (and everything below an excluded directory) left out. Symlinks are not
+    followed."""
+    source = os.path.abspath(source)
+    if not os.path.isdir(source):
+        raise ReleaseError("source %s is not a directory" % source)
+    entries = []
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        with os.scandir(os.path.join(source, rel_dir)) as it:
+            children = sorted(it, key=lambda e: e.name)
+        for entry in children:
+            rel = entry.name if not rel_dir else rel_dir + "/" + entry.name
+            st = entry.stat(follow_symlinks=False)
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if _excluded(rel, entry.name, is_dir, exclude):
+                continue
+            entries.append((rel, st))
+            if is_dir:
+                stack.append(rel)
+    entries.sort(key=lambda item: item[0])
+    return entries
+
+
+def stat_signature(source, entries):
+    """A cheap fingerprint of the tree: path, type, size, mode, mtime_ns, ctime_ns and inode of
+    every entry. Equal signatures mean the hashes need not be computed again."""
+    digest = hashlib.sha256(os.path.abspath(source).encode("utf-8", "surrogateescape"))
+    for rel, st in entries:
+        digest.update(("\0%s\0%d\0%d\0%d\0%d\0%d" % (rel, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                                                     st.st_ino)).encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_link(source, rel, target):
+    """Refuses a symlink whose target leaves the source (absolute, or resolving outside it)."""
+    root = os.path.realpath(source)
+    if os.path.isabs(target):
+        raise ReleaseError("symlink %s in %s points to an absolute path (%s): only links inside the source are kept"
+                           % (rel, source, target))
+    resolved = os.path.realpath(os.path.join(root, os.path.dirname(rel), target))
+    if resolved != root and not resolved.startswith(root + os.sep):
+        raise ReleaseError("symlink %s in %s points outside the source (%s)" % (rel, source, target))
+
+
+def build_manifest(source, entries):
+    """``{rel: [type, size, mode, sha256 or link target]}`` for the walked entries."""
+    manifest = {}
+    for rel, st in entries:
+        mode = stat.S_IMODE(st.st_mode)
+        full = os.path.join(source, rel)
+        if stat.S_ISDIR(st.st_mode):
+            manifest[rel] = [DIRECTORY, 0, mode, ""]
+        elif stat.S_ISLNK(st.st_mode):
+            target = os.readlink(full)
+            check_link(source, rel, target)
+            manifest[rel] = [LINK, 0, 0o777, target]
+        elif stat.S_ISREG(st.st_mode):
+            manifest[rel] = [FILE, st.st_size, mode, file_sha256(full)]
+        else:
+            raise ReleaseError("%s in %s is neither a file, a directory nor a symlink" % (rel, source))
+    return manifest
+
+
+def manifest_digest(manifest, shared_paths=()):
+    """The content hash of a release: its manifest and its shared paths."""
+    text = json.dumps([sorted(manifest.items()), sorted(shared_paths)], separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def cached_manifest(source, exclude, cache_dir):
+    """The manifest of ``source``, hashed at most once while the tree does not change, also
+    across processes (Ansible's forks): the result is kept in ``cache_dir`` under a lock, with
+    the tree's stat signature. Returns ``(manifest, "hit" | "miss")``."""
+    source = os.path.abspath(source)
+    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+    key = hashlib.sha256(json.dumps([source, sorted(exclude)]).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    cache_file = os.path.join(cache_dir, key + ".json")
+    with open(os.path.join(cache_dir, key + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        entries = walk_source(source, exclude)
+        signature = stat_signature(source, entries)
+        try:
+            with open(cache_file) as handle:
+                cached = json.load(handle)
+            if cached.get("signature") == signature:
+                return cached["manifest"], "hit"
+        except (OSError, ValueError):
+            pass
+        manifest = build_manifest(source, entries)
+        # The tree changed while it was hashed: do not keep a manifest that matches neither.
+        if stat_signature(source, walk_source(source, exclude)) == signature:
+            write_json(cache_file, {"signature": signature, "source": source, "manifest": manifest}, mode=0o600)
+        return manifest, "miss"
+
+
+def lacking_files(manifest, lacking):
+    """``[(sha256, rel)]``: for each lacking content hash, one path of the source that holds it."""
+    wanted = set(lacking)
+    chosen = {}
+    for rel, (kind, _size, _mode, digest) in sorted(manifest.items()):
+        if kind == FILE and digest in wanted and digest not in chosen:
+            chosen[digest] = rel
+    missing = wanted - set(chosen)
+    if missing:
+        raise ReleaseError("the host asked for content the manifest does not hold: %s" % ", ".join(sorted(missing)))
+    return sorted(chosen.items())
+
+
+def write_archive(source, manifest, lacking, dest):
+    """An uncompressed tar at ``dest`` holding each lacking content once, named by its sha256.
+    Each file is checked against its manifest hash while it is read. Returns (files, bytes)."""
+    count = total = 0
+    with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as archive:
+        for digest, rel in lacking_files(manifest, lacking):
+            path = os.path.join(source, rel)
+            with open(path, "rb") as handle:
+                st = os.fstat(handle.fileno())
+                data = handle.read()
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise ReleaseError("%s in %s changed while it was pushed: run again" % (rel, source))
+            info = tarfile.TarInfo(digest)
+            info.size = len(data)
+            info.mode = 0o600
+            info.mtime = int(st.st_mtime)
+            archive.addfile(info, io.BytesIO(data))
+            count += 1
+            total += len(data)
+    return count, total
+
+
+# --------------------------------------------------------------------------- host side: layout
+
+def default_releases_dir(path):
+    path = path.rstrip("/")
+    return os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".releases")
+
+
+def shared_root(path):
+    path = path.rstrip("/")
+    return os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".shared")
+
+
+def write_json(path, data, mode=0o644):
+    """Writes JSON atomically: a temporary file beside ``path``, then rename."""
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, sort_keys=True, separators=(",", ":"))
+        os.rename(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path, default=None):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return default
+    except ValueError as exc:
+        raise ReleaseError("%s is not valid JSON: %s" % (path, exc))
+
+
+class Layout:
+    """The names of a root's release directories."""
+
+    def __init__(self, path, releases_dir=None):
+        self.path = os.path.abspath(path).rstrip("/") or "/"
+        if self.path == "/":
+            raise ReleaseError("path / cannot be a release root")
+        self.releases = os.path.abspath(releases_dir or default_releases_dir(self.path))
+        self.meta = os.path.join(self.releases, META_DIR)
+        self.shared = shared_root(self.path)
+
+    def release_path(self, release_id):
+        return os.path.join(self.releases, release_id)
+
+    def meta_path(self, release_id):
+        return os.path.join(self.meta, release_id + ".json")
+
+    def history(self):
+        return read_json(os.path.join(self.meta, HISTORY), default=[])
+
+    def record_live(self, release_id, how):
+        history = self.history()
+        history.append({"id": release_id, "how": how, "time": utc_stamp()})
+        write_json(os.path.join(self.meta, HISTORY), history[-100:])
+
+    def releases_on_disk(self):
+        """Release ids in the releases directory, oldest first (by their recorded time)."""
+        try:
+            names = [n for n in os.listdir(self.releases)
+                     if not n.startswith(".") and os.path.isdir(os.path.join(self.releases, n))
+                     and not os.path.islink(os.path.join(self.releases, n))]
+        except FileNotFoundError:
+            return []
+
+        def created(name):
+            meta = read_json(self.meta_path(name), default={}) or {}
+            return meta.get("created_ns") or os.lstat(os.path.join(self.releases, name)).st_mtime_ns
+        return sorted(names, key=lambda n: (created(n), n))
+
+    def live(self):
+        """``(kind, release id or None)``: kind ``missing``, ``directory`` (a plain directory,
+        today's layout) or ``link``; the id is None for a link whose release is gone."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return "missing", None
+        if stat.S_ISDIR(st.st_mode):
+            return "directory", None
+        if not stat.S_ISLNK(st.st_mode):
+            raise ReleaseError("%s is neither a directory nor a symlink to a release" % self.path)
+        target = os.readlink(self.path)
+        full = os.path.normpath(os.path.join(os.path.dirname(self.path), target))
+        if os.path.dirname(full) != self.releases:
+            raise ReleaseError("%s is a symlink to %s, which is not a release in %s: not changed"
+                               % (self.path, target, self.releases))
+        release_id = os.path.basename(full)
+        return "link", release_id if os.path.isdir(full) else None
+
+    def link_target(self, release_id):
+        """The symlink's text: relative when the releases live beside the root."""
+        full = self.release_path(release_id)
+        return os.path.relpath(full, os.path.dirname(self.path))
+
+
+def utc_stamp(when=None):
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if when is None else when))
+
+
+def new_release_id(digest, commit=None):
+    return "%s-%s" % (utc_stamp(), (commit or digest)[:10 if commit else 8])
+
+
+def lock_layout(layout):
+    """An exclusive lock on the root's releases for the rest of the process (one push at a time)."""
+    os.makedirs(layout.meta, mode=0o755, exist_ok=True)
+    handle = open(os.path.join(layout.releases, LOCK), "a")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+# --------------------------------------------------------------------------- host side: planning
+
+def validate_manifest(manifest, shared_paths=()):
+    """Refuses a manifest that could write outside the release: bad names, a parent that is not
+    a directory of the manifest, links leaving it, a source file at a shared path."""
+    if not isinstance(manifest, dict):
+        raise ReleaseError("manifest must be a mapping of relative paths")
+    for rel, entry in manifest.items():
+        if not rel or rel.startswith("/") or any(part in ("", ".", "..") for part in rel.split("/")):
+            raise ReleaseError("manifest path %r is not a plain relative path" % rel)
+        if not isinstance(entry, (list, tuple)) or len(entry) != 4 or entry[0] not in (FILE, DIRECTORY, LINK):
+            raise ReleaseError("manifest entry for %s is malformed: %r" % (rel, entry))
+        parent = os.path.dirname(rel)
+        if parent and (manifest.get(parent) or [None])[0] != DIRECTORY:
+            raise ReleaseError("manifest path %s: its parent %s is not a directory of the manifest" % (rel, parent))
+        if entry[0] == FILE and not HASH_RE.match(str(entry[3])):
+            raise ReleaseError("manifest entry for %s has no sha256" % rel)
+        if entry[0] == LINK:
+            target = entry[3]
+            resolved = os.path.normpath(os.path.join(parent, target))
+            if os.path.isabs(target) or resolved == ".." or resolved.startswith("../"):
+                raise ReleaseError("symlink %s points outside the release (%s)" % (rel, target))
+    for shared in shared_paths:
+        check_shared_path(shared)
+        inside = sorted((manifest[r][0] == DIRECTORY, r) for r in manifest if r == shared or r.startswith(shared + "/"))
+        if inside:
+            raise ReleaseError("source file %s is at the shared path %s: shared paths live outside the "
+                               "releases; remove it from the source or exclude it" % (inside[0][1], shared))
+        for rel in manifest:
+            if shared.startswith(rel + "/") and manifest[rel][0] != DIRECTORY:
+                raise ReleaseError("source file %s is in the way of the shared path %s" % (rel, shared))
+
+
+def check_shared_path(shared):
+    if not shared or shared.startswith("/") or any(p in ("", ".", "..") for p in shared.split("/")):
+        raise ReleaseError("shared path %r must be a plain relative path" % shared)
+
+
+def _same_file(path, size, mode, mtime_ns=None):
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (stat.S_ISREG(st.st_mode) and st.st_size == size and stat.S_IMODE(st.st_mode) == mode
+            and (mtime_ns is None or st.st_mtime_ns == mtime_ns))
+
+
+def content_index(layout, release_ids):
+    """``{(sha256, mode): path}`` and ``{sha256: path}`` of the files of the releases on disk
+    whose recorded size, mode and mtime still hold (a file edited in place is not trusted)."""
+    by_mode, by_hash = {}, {}
+    for release_id in reversed(release_ids):  # the newest first
+        meta = read_json(layout.meta_path(release_id), default=None)
+        if not meta or not meta.get("manifest"):
+            continue
+        base = layout.release_path(release_id)
+        mtimes = meta.get("mtimes", {})
+        for rel, (kind, size, mode, digest) in meta["manifest"].items():
+            if kind != FILE or ((digest, mode) in by_mode):
+                continue
+            path = os.path.join(base, rel)
+            if _same_file(path, size, mode, mtimes.get(rel)):
+                by_mode[(digest, mode)] = path
+                by_hash.setdefault(digest, path)
+    return by_mode, by_hash
+
+
+def release_intact(layout, release_id, meta):
+    """True when the files a release recorded are still there, unchanged (size, mode, mtime)."""
+    base = layout.release_path(release_id)
+    mtimes = meta.get("mtimes", {})
+    for rel, (kind, size, mode, digest) in meta["manifest"].items():
+        path = os.path.join(base, rel)
+        if kind == FILE and not _same_file(path, size, mode, mtimes.get(rel)):
+            return False
+        if kind == LINK and (not os.path.islink(path) or os.readlink(path) != digest):
+            return False
+        if kind == DIRECTORY and (not os.path.isdir(path) or os.path.islink(path)):
+            return False
+    return True
+
+
+def find_identical(layout, digest):
+    """The newest intact release on disk whose recorded manifest hash is ``digest``."""
+    for release_id in reversed(layout.releases_on_disk()):
+        meta = read_json(layout.meta_path(release_id), default=None)
+        if meta and meta.get("digest") == digest and meta.get("manifest") is not None \
+                and release_intact(layout, release_id, meta):
+            return release_id
+    return None
+
+
+def plan_release(layout, manifest, shared_paths=()):
+    """What building this manifest on the host needs. Returns a dict: ``digest``, ``reuse``
+    (an identical release's id, or None), ``lacking`` (content hashes found in no release),
+    ``lacking_bytes``, ``link`` / ``copy`` counts (files taken from existing releases)."""
+    validate_manifest(manifest, shared_paths)
+    digest = manifest_digest(manifest, shared_paths)
+    plan = {"digest": digest, "reuse": find_identical(layout, digest), "lacking": [], "lacking_bytes": 0,
+            "linked": 0, "copied": 0}
+    if plan["reuse"]:
+        return plan
+    by_mode, by_hash = content_index(layout, layout.releases_on_disk())
+    lacking = {}
+    for _rel, (kind, size, mode, sha) in manifest.items():
+        if kind != FILE:
+            continue
+        if (sha, mode) in by_mode:
+            plan["linked"] += 1
+        elif sha in by_hash:
+            plan["copied"] += 1
+        else:
+            lacking[sha] = size
+    plan["lacking"] = sorted(lacking)
+    plan["lacking_bytes"] = sum(lacking.values())
+    return plan
+
+
+def manifest_diff(old, new):
+    """Files added, changed and removed from manifest ``old`` to ``new`` (directories left out)."""
+    old = old or {}
+    added = sorted(r for r, e in new.items() if e[0] != DIRECTORY and r not in old)
+    removed = sorted(r for r, e in old.items() if e[0] != DIRECTORY and r not in new)
+    changed = sorted(r for r, e in new.items() if e[0] != DIRECTORY and r in old and list(old[r]) != list(e))
+    return {"added": added, "changed": changed, "removed": removed}
+
+
+# --------------------------------------------------------------------------- host side: building
+
+def _check_member(member, wanted):
+    name = member.name
+    if name.startswith("/"):
+        raise ReleaseError("archive member %s has an absolute name: refused" % name)
+    if ".." in name.split("/"):
+        raise ReleaseError("archive member %s climbs out with '..': refused" % name)
+    if not member.isreg():
+        kind = ("symlink" if member.issym() else "hard link" if member.islnk() else
+                "device" if (member.ischr() or member.isblk()) else "directory" if member.isdir() else "special file")
+        raise ReleaseError("archive member %s is a %s: only regular files are accepted" % (name, kind))
+    if not HASH_RE.match(name) or name not in wanted:
+        raise ReleaseError("archive member %s is not content this release lacks: refused" % name)
+
+
+def _write_new(path, source_handle, size, mode, mtime, digest):
+    """Creates ``path`` (never through a symlink, never over an existing file) from a stream,
+    checking its sha256."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    check = hashlib.sha256()
+    written = 0
+    with os.fdopen(fd, "wb") as out:
+        for block in iter(lambda: source_handle.read(CHUNK), b""):
+            check.update(block)
+            out.write(block)
+            written += len(block)
+        os.fchmod(out.fileno(), mode)
+    if written != size or check.hexdigest() != digest:
+        raise ReleaseError("content for %s does not match its manifest hash" % path)
+    os.utime(path, (mtime, mtime), follow_symlinks=False)
+
+
+def _copy_pycache(src_file, dst_file):
+    """Copies the ``__pycache__/<stem>.*.pyc`` files of ``src_file`` beside ``dst_file`` (the
+    source is the same inode, so their timestamps, source mtime and size, stay current). Copies,
+    not links: a cache the web server user may write in one release must not be another
+    release's, and pycache_owner leaves a file with several links alone."""
+    src_cache = os.path.join(os.path.dirname(src_file), "__pycache__")
+    stem = os.path.basename(src_file).rpartition(".")[0] or os.path.basename(src_file)
+    try:
+        names = [n for n in os.listdir(src_cache) if n.startswith(stem + ".") and n.endswith(".pyc")
+                 and n[len(stem) + 1:].count(".") in (1, 2)]
+    except OSError:
+        return 0
+    if not names:
+        return 0
+    dst_cache = os.path.join(os.path.dirname(dst_file), "__pycache__")
+    if not os.path.isdir(dst_cache):
+        st = os.lstat(src_cache)
+        os.mkdir(dst_cache, 0o700)
+        _copy_owner_mode(dst_cache, st)
+    count = 0
+    for name in names:
+        try:
+            src_fd = os.open(os.path.join(src_cache, name), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        with os.fdopen(src_fd, "rb") as src:
+            st = os.fstat(src.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            dst = os.path.join(dst_cache, name)
+            fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+            _copy_owner_mode(dst, st)
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+            count += 1
+    return count
+
+
+def _copy_owner_mode(path, st):
+    try:
+        os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
+    except PermissionError:
+        pass
+    os.chmod(path, stat.S_IMODE(st.st_mode))
+
+
+def build_release(layout, manifest, release_id, digest, archive=None, shared_paths=(), shared_owner=None,
+                  commit=None, source_label=None):
+    """Builds release ``release_id`` from hard links into the releases on disk, local copies and
+    the lacking contents in ``archive`` (a tar of files named by sha256). Everything happens in
+    ``.<id>.partial``, renamed to ``<id>`` at the end; a failure removes it. Returns counts."""
+    validate_manifest(manifest, shared_paths)
+    final = layout.release_path(release_id)
+    partial = os.path.join(layout.releases, "." + release_id + PARTIAL_SUFFIX)
+    if os.path.lexists(final):
+        raise ReleaseError("release %s already exists" % final)
+    by_mode, by_hash = content_index(layout, layout.releases_on_disk())
+    counts = {"linked": 0, "copied": 0, "extracted": 0, "pycache_copied": 0}
+    if os.path.lexists(partial):
+        shutil.rmtree(partial)
+    os.mkdir(partial, 0o700)
+    try:
+        dirs = sorted(r for r, e in manifest.items() if e[0] == DIRECTORY)
+        for rel in dirs:
+            os.mkdir(os.path.join(partial, rel), 0o700)
+        mtimes = {}
+        needed = {}
+        for rel, (kind, size, mode, sha) in sorted(manifest.items()):
+            dst = os.path.join(partial, rel)
+            if kind == LINK:
+                os.symlink(sha, dst)
+            elif kind == FILE:
+                if (sha, mode) in by_mode:
+                    os.link(by_mode[(sha, mode)], dst, follow_symlinks=False)
+                    counts["linked"] += 1
+                    counts["pycache_copied"] += _copy_pycache(by_mode[(sha, mode)], dst)
+                elif sha in by_hash:
+                    src = by_hash[sha]
+                    with open(src, "rb") as handle:
+                        _write_new(dst, handle, size, mode, os.lstat(src).st_mtime, sha)
+                    counts["copied"] += 1
+                else:
+                    needed.setdefault(sha, []).append((rel, size, mode))
+        if needed:
+            if not archive:
+                raise ReleaseError("%d files are missing on the host and no archive was given" % len(needed))
+            counts["extracted"] = _extract(archive, partial, needed)
+        for shared in shared_paths:
+            target = os.path.join(layout.shared, shared)
+            link = os.path.join(partial, shared)
+            _make_parents(partial, os.path.dirname(shared))
+            os.symlink(os.path.relpath(target, os.path.dirname(os.path.join(final, shared))), link)
+        for rel, (kind, _size, mode, _sha) in manifest.items():
+            if kind == FILE:
+                mtimes[rel] = os.lstat(os.path.join(partial, rel)).st_mtime_ns
+        for rel in reversed(dirs):
+            os.chmod(os.path.join(partial, rel), manifest[rel][2])
+        os.chmod(partial, 0o755)
+        meta = {"id": release_id, "digest": digest, "manifest": manifest, "mtimes": mtimes, "created": utc_stamp(),
+                "created_ns": time.time_ns(),
+                "commit": commit, "source": source_label, "shared_paths": list(shared_paths)}
+        write_json(layout.meta_path(release_id), meta)
+        os.rename(partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        if not os.path.lexists(final) and os.path.lexists(layout.meta_path(release_id)):
+            os.unlink(layout.meta_path(release_id))
+        raise
+    return counts
+
+
+def _make_parents(base, rel_dir):
+    if not rel_dir:
+        return
+    current = base
+    for part in rel_dir.split("/"):
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            raise ReleaseError("a shared path's parent %s is a symlink in the source" % current)
+        if not os.path.isdir(current):
+            os.mkdir(current, 0o755)
+
+
+def _extract(archive, partial, needed):
+    """Writes each needed content from the archive into every path that wants it."""
+    count = 0
+    seen = set()
+    try:
+        tar = tarfile.open(archive, "r:")
+    except (OSError, tarfile.TarError) as exc:
+        raise ReleaseError("archive %s cannot be read: %s" % (archive, exc))
+    with tar:
+        for member in tar:
+            _check_member(member, needed)
+            if member.name in seen:
+                raise ReleaseError("archive member %s appears twice: refused" % member.name)
+            seen.add(member.name)
+            first = None
+            for rel, size, mode in needed[member.name]:
+                dst = os.path.join(partial, rel)
+                if first is None:
+                    _write_new(dst, tar.extractfile(member), size, mode, member.mtime, member.name)
+                    first = dst
+                else:
+                    with open(first, "rb") as handle:
+                        _write_new(dst, handle, size, mode, member.mtime, member.name)
+                count += 1
+    missing = sorted(set(needed) - seen)
+    if missing:
+        raise ReleaseError("archive %s lacks %d contents the release needs (for %s)"
+                           % (archive, len(missing), needed[missing[0]][0][0]))
+    return count
+
+
+def ensure_shared(layout, shared_paths, owner_uid=None, group_gid=None, check_mode=False):
+    """Creates the shared directories that are missing (owned as given). Returns those created."""
+    created = []
+    for shared in shared_paths:
+        check_shared_path(shared)
+        target = os.path.join(layout.shared, shared)
+        if os.path.lexists(target):
+            continue
+        created.append(shared)
+        if check_mode:
+            continue
+        os.makedirs(target, mode=0o755)
+        if owner_uid is not None or group_gid is not None:
+            os.chown(target, -1 if owner_uid is None else owner_uid, -1 if group_gid is None else group_gid)
+    return created
+
+
+# --------------------------------------------------------------------------- host side: going live
+
+def _renameat2_exchange(a, b):
+    """Swaps two names atomically (Linux renameat2 RENAME_EXCHANGE). False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        func = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if func(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), a)
+
+
+def _temp_link(layout, release_id):
+    tmp = os.path.join(os.path.dirname(layout.path), ".%s.%d.new" % (os.path.basename(layout.path), os.getpid()))
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(layout.link_target(release_id), tmp)
+    return tmp
+
+
+def point_at(layout, release_id):
+    """Makes ``path`` a symlink to the release: a new link beside it renamed over it (atomic)."""
+    tmp = _temp_link(layout, release_id)
+    try:
+        os.rename(tmp, layout.path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _copy_tree_exactly(src, dst):
+    """Copies a directory with its links, modes, times and owners (for file systems that cannot
+    rename it, such as a directory of an overlayfs lower layer)."""
+    shutil.copytree(src, dst, symlinks=True, copy_function=shutil.copy2)
+    for base, dirs, files in os.walk(src):
+        for name in [""] + dirs + files:
+            st = os.lstat(os.path.join(base, name))
+            target = os.path.join(dst, os.path.relpath(os.path.join(base, name), src))
+            os.lchown(target, st.st_uid, st.st_gid)
+            if not stat.S_ISLNK(st.st_mode):
+                os.chmod(target, stat.S_IMODE(st.st_mode))
+
+
+def migrate_directory(layout, release_id):
+    """Replaces the plain directory ``path`` with a symlink to ``release_id`` and keeps the old
+    directory as release ``migrated-<time>``. Returns ``(migrated id, method)``:
+
+    - ``exchange``: renameat2(RENAME_EXCHANGE) swaps the link and the directory in one atomic step;
+    - ``rename``: without it, the directory is renamed away and the link renamed in right after
+      (``path`` is missing for microseconds);
+    - ``copy``: a file system that cannot rename the directory at all (EXDEV: a directory of an
+      overlayfs lower layer, as in a container made from an image) gets it copied first, then
+      removed and replaced by the link (``path`` is missing while the removal runs)."""
+    migrated = "migrated-" + utc_stamp()
+    while os.path.lexists(layout.release_path(migrated)):
+        migrated += "x"
+    target = layout.release_path(migrated)
+    tmp = _temp_link(layout, release_id)
+    if _renameat2_exchange(tmp, layout.path):
+        # tmp now names the old directory.
+        os.rename(tmp, target)
+        method = "exchange"
+    else:
+        os.unlink(tmp)
+        try:
+            os.rename(layout.path, target)
+            method = "rename"
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            partial = os.path.join(layout.releases, "." + migrated + PARTIAL_SUFFIX)
+            _copy_tree_exactly(layout.path, partial)
+            os.rename(partial, target)
+            shutil.rmtree(layout.path)
+            method = "copy"
+        point_at(layout, release_id)
+    write_json(layout.meta_path(migrated), {"id": migrated, "digest": None, "manifest": None,
+                                            "created": utc_stamp(), "created_ns": time.time_ns(),
+                                            "migrated_from": layout.path, "method": method})
+    return migrated, method
+
+
+def files_not_in(directory, manifest):
+    """The files of a plain directory (bytecode caches left out) that the manifest lacks."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        rel_root = os.path.relpath(root, directory)
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            rel = name if rel_root == "." else rel_root + "/" + name
+            if rel not in manifest and not name.endswith(".pyc"):
+                found.append(rel)
+    return sorted(found)
+
+
+def previous_release(layout, live_id):
+    """The release that was live before ``live_id``, from the history (None when unknown)."""
+    for entry in reversed(layout.history()):
+        if entry["id"] != live_id:
+            return entry["id"]
+    return None
+
+
+def prune(layout, keep, protect, check_mode=False, adding=0):
+    """Removes the oldest releases beyond ``keep``, never one in ``protect``. Returns the ids.
+    ``adding`` counts a release check mode would have built."""
+    on_disk = layout.releases_on_disk()
+    removable = [r for r in on_disk if r not in protect]
+    doomed = removable[:max(len(on_disk) + adding - keep, 0)]
+    if not check_mode:
+        for release_id in doomed:
+            shutil.rmtree(layout.release_path(release_id))
+            if os.path.lexists(layout.meta_path(release_id)):
+                os.unlink(layout.meta_path(release_id))
+    return doomed
+
+
+def remove_partials(layout):
+    """Removes half-built releases a killed run left (under the lock, no other run is building)."""
+    try:
+        names = os.listdir(layout.releases)
+    except FileNotFoundError:
+        return []
+    gone = []
+    for name in names:
+        if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
+            shutil.rmtree(os.path.join(layout.releases, name), ignore_errors=True)
+            gone.append(name)
+    return gone

@@ -1,0 +1,472 @@
+#!/usr/bin/python
+# Copyright (c) 2026 pycgi.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: release
+short_description: Push a CGI tree as a release directory and make it live with one atomic rename
+version_added: 1.1.0
+description:
+  - Deploys the controller directory O(source) (or a git commit of it, with O(version)) to the CGI root O(path)
+    as releases, the way Capistrano does, in one or two round trips whatever the number of files.
+  - The controller (this module's action plugin) computes a manifest of the source (relative path, type, size,
+    mode, sha256) and sends it; the host answers which contents it lacks (a file it can hard-link or copy from
+    any release already on the host is not lacking); one tar archive carries only the lacking contents,
+    sent with the connection's own file transfer (ssh, local, podman, ... and V(become) work as for
+    M(ansible.builtin.copy)); a second call builds the release. A push with nothing changed is one call and
+    reports C(changed=false).
+  - "Host layout, for O(path)=C(/usr/lib/cgi-bin): C(/usr/lib/cgi-bin) is a symlink to
+    C(.cgi-bin.releases/<id>); each release is a directory C(/usr/lib/.cgi-bin.releases/<id>); what the
+    module knows about a release (its manifest, the git commit, the time) is in
+    C(/usr/lib/.cgi-bin.releases/.meta/<id>.json), outside the served tree; shared paths live in
+    C(/usr/lib/.cgi-bin.shared/<relative path>). Apache's configuration and the URLs stay as they were."
+  - A release id is a UTC time and a short hash, C(20261204T153000Z-1a2b3c4d); the hash is that of the
+    manifest, or the commit for a git source. A source whose manifest equals that of a release still on the host reuses
+    that release (two pushes of the same source give the same release; a normal run after a rollback brings
+    the source's release back).
+  - A release is built in C(.<id>.partial) beside the others, from hard links into existing releases (with
+    copies of the C(__pycache__) files of an unchanged source, which stay current since the source is the
+    same inode; copies, so that a cache the web server may write belongs to one release only),
+    local copies where only the mode differs, and the archive's contents (checked against their sha256),
+    then renamed to C(<id>). Files are never written through a symlink. A failure removes the partial
+    directory and leaves the live release alone.
+  - Going live is a new symlink beside O(path) renamed over it, one C(rename), so a request sees the old
+    release or the new one. CPython sets C(sys.path[0]) of a script to the real path of its directory
+    (checked for 3.6 to 3.13), so the modules a request imports come from the release it started in.
+  - "A plain directory at O(path) (the layout before releases) is migrated on the first switch; the new
+    release's symlink and the directory swap names in one atomic C(renameat2) with C(RENAME_EXCHANGE). Where the
+    kernel or file system lacks it, the directory is renamed away and the link renamed in right after, a gap
+    of microseconds in which O(path) does not exist. Where the directory cannot be renamed at all (a
+    directory of an overlayfs lower layer, as in a container made from an image: C(EXDEV)), it is copied,
+    then removed and replaced by the link; requests in that gap (the time the removal takes) answer 404.
+    C(method) of RV(migrated) says which happened. The old directory is kept as release C(migrated-<time>); its
+    files that the source lacks are reported (a warning) and kept there."
+author: pycgi.hosting contributors (@pycgi)
+attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - Reports the files that would be transferred and whether a release would be made, switched or
+        pruned; transfers and writes nothing.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
+    support: full
+    details:
+      - Lists the files added, changed and removed from the live release to the one made live.
+options:
+  path:
+    description:
+      - The CGI root, for example C(/usr/lib/cgi-bin). It becomes a symlink to the live release.
+    type: path
+    required: true
+  source:
+    description:
+      - A directory on the controller (C(~) expanded) whose tree is the release; with O(version), a git
+        repository (a URL or a path) whose commit is the release.
+      - Leaving out C(.git), C(__pycache__), C(*.pyc) and the O(exclude) patterns. Symlinks are kept as links
+        (never followed); one whose target leaves the source is an error naming it. Anything else that is
+        neither a file nor a directory is an error.
+      - Required with O(state=switched) or O(state=prepared) unless O(release) names a release on the host.
+    type: str
+  version:
+    description:
+      - A branch, tag or commit of the git repository O(source). The commit is exported on the controller
+        (C(git archive), never a working tree) and recorded with the release; its short hash names the release.
+    type: str
+  exclude:
+    description:
+      - Glob patterns left out of the source, matched against the path relative to O(source) (C(*) crosses
+        C(/)); a pattern without C(/) also matches a file or directory name at any depth.
+    type: list
+    elements: str
+    default: []
+  state:
+    description:
+      - V(switched) builds (or reuses) the source's release and makes it live, or makes O(release) live.
+      - V(prepared) builds (or reuses) the release and returns its path, live unchanged; make it live later
+        with O(state=switched) and O(release).
+      - V(rolled_back) makes live the release that was live before the current one (no transfer); run again,
+        it changes nothing, it does not walk further back. With O(release), that release.
+    type: str
+    choices: [switched, prepared, rolled_back]
+    default: switched
+  release:
+    description:
+      - The id of a release on the host to switch or roll back to, as returned in RV(release).
+    type: str
+  releases_dir:
+    description:
+      - The directory of the releases. It must be on the file system of O(path).
+      - Defaults to C(.<name>.releases) beside O(path).
+    type: path
+  keep:
+    description:
+      - Releases kept on the host after a switch; older ones are removed, never the live one or the one
+        live before it.
+    type: int
+    default: 5
+  shared_paths:
+    description:
+      - Paths relative to the root that persist across releases; each is a directory
+        C(.<name>.shared/<path>) beside O(path) (created if missing) and a symlink to it in every release.
+      - A source file at a shared path is an error naming it.
+    type: list
+    elements: str
+    default: []
+  shared_owner:
+    description: The owner of shared directories the module creates (the web server user, usually).
+    type: str
+  shared_group:
+    description: The group of shared directories the module creates.
+    type: str
+  manifest:
+    description:
+      - Set by the action plugin (the source's manifest as JSON); not for playbooks.
+    type: str
+  archive:
+    description:
+      - Set by the action plugin (the host path of the archive of lacking contents); not for playbooks.
+    type: path
+  commit:
+    description:
+      - Set by the action plugin (the commit of a git source); not for playbooks.
+    type: str
+notes:
+  - "What an application must not do to stay unmixed: put O(path) itself (the link) on C(sys.path) or in a
+    C(.pth) file, or import through an absolute path under O(path), since that path follows the switch while
+    a request runs; use paths relative to C(__file__) or C(sys.path[0]). Files the application writes at run
+    time belong in O(shared_paths), or they stay behind in the release that was live."
+  - "A request that starts in the instant of a switch may have Python resolve its script's directory from one
+    release and read the script from the next: the two lookups are microseconds apart at interpreter start."
+  - Hard links share an inode between releases, so editing a file in place on the host changes every release
+    that links it; such a file is no longer used as a link source (its recorded size, mode or mtime differ).
+seealso:
+  - module: pycgi.hosting.precompile
+  - module: pycgi.hosting.pycache_owner
+"""
+
+EXAMPLES = r"""
+- name: Push the application and make it live
+  pycgi.hosting.release:
+    path: /usr/lib/cgi-bin
+    source: "{{ playbook_dir }}/app"
+    exclude: ["*.log", "tests"]
+    shared_paths: [data]
+    shared_owner: www-data
+    shared_group: www-data
+
+- name: Build a release from a tag, not live yet
+  pycgi.hosting.release:
+    path: /var/www/cgi-bin
+    source: https://git.example.com/app.git
+    version: v2.3.0
+    state: prepared
+  register: prepared
+
+- name: Compile it before it goes live
+  pycgi.hosting.precompile:
+    path: "{{ prepared.release_path }}"
+
+- name: Make it live
+  pycgi.hosting.release:
+    path: /var/www/cgi-bin
+    release: "{{ prepared.release }}"
+
+- name: Roll back to the release live before
+  pycgi.hosting.release:
+    path: /usr/lib/cgi-bin
+    state: rolled_back
+"""
+
+RETURN = r"""
+release:
+  description: The id of the release built, reused, switched to or rolled back to.
+  returned: success
+  type: str
+  sample: 20261204T153000Z-1a2b3c4d
+release_path:
+  description: Its directory.
+  returned: success
+  type: str
+  sample: /usr/lib/.cgi-bin.releases/20261204T153000Z-1a2b3c4d
+live:
+  description: The live release after the task.
+  returned: success
+  type: str
+previous:
+  description: The release that was live before the live one (the target of a rollback), or null.
+  returned: success
+  type: str
+reused:
+  description: Whether an identical release on the host was used instead of building one.
+  returned: when a source was pushed
+  type: bool
+switched:
+  description: Whether the root's symlink was changed.
+  returned: success
+  type: bool
+transferred:
+  description: Contents sent in the archive (one per distinct content) and their bytes.
+  returned: when a source was pushed
+  type: dict
+  sample: {files: 1, bytes: 2048}
+linked:
+  description:
+    - Files hard-linked from releases on the host (C(files)), the C(__pycache__) files of those copied with
+      them (C(pycache)), and copies made on the host of contents it had with another mode (C(copied)).
+  returned: when a release was built
+  type: dict
+  sample: {files: 309, pycache: 309, copied: 0}
+files:
+  description: Files added, changed and removed from the live release to this one.
+  returned: when a source was pushed
+  type: dict
+  sample: {added: [], changed: [hello.py], removed: [old.py]}
+pruned:
+  description: Releases removed (or that would be) to keep O(keep).
+  returned: success
+  type: list
+  elements: str
+shared_created:
+  description: Shared directories created.
+  returned: success
+  type: list
+  elements: str
+migrated:
+  description:
+    - When O(path) was a plain directory, the release it became (C(id)), how it was replaced (C(method), one
+      of C(exchange), one atomic swap; C(rename), two renames; C(copy), copied then removed) and its files
+      that the source lacks (C(kept_files)), kept in that release.
+  returned: when O(path) was a plain directory
+  type: dict
+lacking:
+  description: Content hashes the host lacks (the action plugin sends them); empty once the release exists.
+  returned: when a source was pushed
+  type: list
+  elements: str
+manifest_cache:
+  description: Whether the controller reused its stored manifest of the unchanged source (V(hit)) or hashed it (V(miss)).
+  returned: when a source was pushed
+  type: str
+module_calls:
+  description: Round trips to the host this task made (1 when nothing had to be sent).
+  returned: when a source was pushed
+  type: int
+commit:
+  description: The commit of a git source.
+  returned: with O(version)
+  type: str
+"""
+
+import json
+import os
+import grp
+import pwd
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pycgi.hosting.plugins.module_utils._release import (
+    RELEASE_ID_RE,
+    Layout,
+    ReleaseError,
+    build_release,
+    ensure_shared,
+    files_not_in,
+    lock_layout,
+    manifest_diff,
+    migrate_directory,
+    new_release_id,
+    plan_release,
+    point_at,
+    previous_release,
+    prune,
+    read_json,
+    remove_partials,
+)
+
+
+def _ids(name, kind):
+    if name is None:
+        return None
+    try:
+        return (pwd.getpwnam(name).pw_uid if kind == "user" else grp.getgrnam(name).gr_gid)
+    except KeyError:
+        raise ReleaseError("%s %s does not exist on the host" % (kind, name))
+
+
+def _manifest_of(layout, release_id):
+    if not release_id:
+        return None
+    meta = read_json(layout.meta_path(release_id), default=None) or {}
+    return meta.get("manifest")
+
+
+def _diff(layout, live, target, files):
+    before = ["release: %s" % (live or "(none)")] + ["  %s" % f for f in files["changed"] + files["removed"]]
+    after = ["release: %s" % target] + ["  %s" % f for f in files["changed"] + files["added"]]
+    return {"before_header": layout.path, "after_header": layout.path,
+            "before": "\n".join(before) + "\n", "after": "\n".join(after) + "\n"}
+
+
+def go_live(module, layout, kind, live, target, manifest, result):
+    """Points the root at ``target`` (migrating a plain directory) and prunes. Returns whether
+    the link changed."""
+    check = module.check_mode
+    if kind == "directory":
+        kept = files_not_in(layout.path, manifest or {})
+        result["migrated"] = {"kept_files": kept, "id": None, "method": None}
+        if kept:
+            module.warn("%d files of the directory %s are not in the source; they are kept in the migrated "
+                        "release under %s: %s" % (len(kept), layout.path, layout.releases, ", ".join(kept[:20])))
+        if not check:
+            migrated, method = migrate_directory(layout, target)
+            result["migrated"].update(id=migrated, method=method)
+            layout.record_live(migrated, "migrated")
+            layout.record_live(target, "switch")
+        return True
+    if live == target and kind == "link":
+        return False
+    if not check:
+        point_at(layout, target)
+        layout.record_live(target, "switch")
+    return True
+
+
+def run(module):
+    p = module.params
+    check = module.check_mode
+    layout = Layout(p["path"], p["releases_dir"])
+    result = {"changed": False, "pruned": [], "shared_created": []}
+    lock = None
+    if not check:
+        os.makedirs(layout.releases, mode=0o755, exist_ok=True)
+        lock = lock_layout(layout)
+        remove_partials(layout)
+    kind, live = layout.live()
+    previous = previous_release(layout, live) if live else None
+    state = p["state"]
+
+    if state == "rolled_back":
+        history = layout.history()
+        if p["release"]:
+            target = p["release"]
+        elif history and history[-1]["how"] == "rollback" and history[-1]["id"] == live:
+            target = live
+        else:
+            target = previous
+        if not target:
+            raise ReleaseError("no release to roll back to: %s has no release live before %s" % (layout.path, live))
+        if not os.path.isdir(layout.release_path(target)):
+            raise ReleaseError("release %s is not on the host (in %s)" % (target, layout.releases))
+        changed = kind != "link" or live != target
+        if changed and not check:
+            point_at(layout, target) if kind == "link" else migrate_directory(layout, target)
+            layout.record_live(target, "rollback")
+        if module._diff:
+            files = manifest_diff(_manifest_of(layout, live), _manifest_of(layout, target) or {})
+            result["diff"] = _diff(layout, live, target, files)
+        result.update(changed=changed, switched=changed, release=target, release_path=layout.release_path(target),
+                      live=target if changed else live, previous=live if changed else previous)
+        return result
+
+    built = False
+    manifest = None
+    if p["manifest"] is not None:
+        try:
+            manifest = json.loads(p["manifest"])
+        except ValueError as exc:
+            raise ReleaseError("manifest is not valid JSON: %s" % exc)
+        plan = plan_release(layout, manifest, p["shared_paths"])
+        result.update(lacking=plan["lacking"], transferred={"files": len(plan["lacking"]), "bytes": plan["lacking_bytes"]},
+                      reused=bool(plan["reuse"]), commit=p["commit"])
+        result["files"] = manifest_diff(_manifest_of(layout, live), manifest)
+        if plan["reuse"]:
+            target = plan["reuse"]
+        elif plan["lacking"] and not p["archive"] and not check:
+            # The controller sends the archive and calls again.
+            result.update(need_archive=True, release=None)
+            return result
+        else:
+            target = new_release_id(plan["digest"], p["commit"])
+            built = True
+            if not check:
+                counts = build_release(layout, manifest, target, plan["digest"], archive=p["archive"],
+                                       shared_paths=p["shared_paths"], commit=p["commit"], source_label=p["source"])
+                result["linked"] = {"files": counts["linked"], "pycache": counts["pycache_copied"],
+                                    "copied": counts["copied"]}
+                result["lacking"] = []
+            else:
+                result["linked"] = {"files": plan["linked"], "pycache": 0, "copied": plan["copied"]}
+    elif p["release"]:
+        target = p["release"]
+        if not os.path.isdir(layout.release_path(target)):
+            raise ReleaseError("release %s is not on the host (in %s)" % (target, layout.releases))
+        manifest = _manifest_of(layout, target)
+    else:
+        raise ReleaseError("give source (a directory or git repository on the controller) or release")
+
+    created = ensure_shared(layout, p["shared_paths"], _ids(p["shared_owner"], "user"),
+                            _ids(p["shared_group"], "group"), check_mode=check)
+    result["shared_created"] = created
+    switched = False
+    if state == "switched":
+        switched = go_live(module, layout, kind, live, target, manifest, result)
+        protect = {target}
+        if switched:
+            previous = (result.get("migrated") or {}).get("id") or live
+            protect.add(previous)
+        elif previous:
+            protect.add(previous)
+        result["pruned"] = prune(layout, p["keep"], protect, check_mode=check, adding=int(built and check))
+    if module._diff and "files" in result:
+        result["diff"] = _diff(layout, live, target, result["files"])
+    result.update(changed=built or switched or bool(created) or bool(result["pruned"]), switched=switched,
+                  release=target, release_path=layout.release_path(target),
+                  live=target if switched else live, previous=previous)
+    if lock:
+        lock.close()
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            source=dict(type="str"),
+            version=dict(type="str"),
+            exclude=dict(type="list", elements="str", default=[]),
+            state=dict(type="str", choices=["switched", "prepared", "rolled_back"], default="switched"),
+            release=dict(type="str"),
+            releases_dir=dict(type="path"),
+            keep=dict(type="int", default=5),
+            shared_paths=dict(type="list", elements="str", default=[]),
+            shared_owner=dict(type="str"),
+            shared_group=dict(type="str"),
+            manifest=dict(type="str"),
+            archive=dict(type="path"),
+            commit=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    if module.params["release"] is not None and not RELEASE_ID_RE.match(module.params["release"]):
+        module.fail_json(msg="release %r is not a release id (letters, digits, '.', '_', '-')" % module.params["release"])
+    if module.params["keep"] < 2:
+        module.fail_json(msg="keep must be at least 2 (the live release and the one before it)")
+    try:
+        result = run(module)
+    except ReleaseError as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg="%s: %s" % (getattr(exc, "filename", None) or module.params["path"], exc.strerror or exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

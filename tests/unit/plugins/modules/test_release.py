@@ -1,0 +1,175 @@
+"""pycgi.hosting.release (the host module) run as Ansible runs it, fed what its action plugin
+sends: the manifest, then the archive of the lacking contents. The action plugin itself runs in
+the container tests (tests/container/test_release.py)."""
+import json
+import os
+
+import pytest
+
+from ansible_collections.pycgi.hosting.plugins.module_utils import _release as rel
+from conftest import run_module
+
+
+def make_tree(root, files):
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return root
+
+
+def push(tmp_path, root, source, check_mode=False, diff=False, **extra):
+    """One push as the action plugin makes it: returns (result, module calls)."""
+    manifest = rel.build_manifest(str(source), rel.walk_source(str(source)))
+    args = dict(path=str(root), source=str(source), manifest=json.dumps(manifest), **extra)
+    result = run_module("release", args, check_mode=check_mode, diff=diff, tmp_path=tmp_path)
+    if not result.get("need_archive"):
+        return result, 1
+    archive = str(tmp_path / "push.tar")
+    rel.write_archive(str(source), manifest, result["lacking"], archive)
+    args["archive"] = archive
+    result = run_module("release", args, check_mode=check_mode, diff=diff, tmp_path=tmp_path)
+    os.unlink(archive)
+    return result, 2
+
+
+def rollback(tmp_path, root, check_mode=False, **extra):
+    return run_module("release", dict(path=str(root), state="rolled_back", **extra), check_mode=check_mode,
+                      tmp_path=tmp_path)
+
+
+def tree_state(path):
+    """Every name below ``path`` with its link target or content: what check mode must not change."""
+    found = {}
+    for base, dirs, files in os.walk(path):
+        for name in dirs + files:
+            full = os.path.join(base, name)
+            found[full] = os.readlink(full) if os.path.islink(full) else (
+                open(full, "rb").read() if os.path.isfile(full) else None)
+    return found
+
+
+@pytest.fixture
+def host(tmp_path):
+    (tmp_path / "host").mkdir()
+    return tmp_path / "host" / "cgi-bin"
+
+
+def test_push_again_unchanged_then_one_file(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n", "b.py": "B = 1\n", "lib/c.py": "C = 1\n"})
+    first, calls = push(tmp_path, host, src)
+    assert first["changed"] and calls == 2 and first["rc"] == 0, first
+    assert os.readlink(str(host)) == ".cgi-bin.releases/" + first["release"]
+    again, calls = push(tmp_path, host, src)
+    assert (again["changed"], calls, again["release"]) == (False, 1, first["release"])
+    (src / "b.py").write_text("B = 2\n")
+    second, calls = push(tmp_path, host, src, diff=True)
+    assert second["changed"] and calls == 2
+    assert second["transferred"] == {"files": 1, "bytes": 6}
+    assert second["linked"]["files"] == 2 and second["previous"] == first["release"]
+    assert second["files"] == {"added": [], "changed": ["b.py"], "removed": []}
+    assert "b.py" in second["diff"]["after"] and first["release"] in second["diff"]["before"]
+    assert (host / "b.py").read_text() == "B = 2\n"
+
+
+def test_check_mode_reports_and_writes_nothing(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
+    push(tmp_path, host, src)
+    (src / "a.py").write_text("A = 2\n")
+    before = tree_state(str(tmp_path / "host"))
+    result, calls = push(tmp_path, host, src, check_mode=True)
+    assert result["changed"] and result["switched"] and calls == 1
+    assert result["transferred"]["files"] == 1
+    assert tree_state(str(tmp_path / "host")) == before
+    assert rollback(tmp_path, host, check_mode=True)["rc"] != 0  # nothing live before this one
+
+
+def test_deleted_file_is_gone_from_the_new_release(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n", "old.py": "OLD = 1\n"})
+    push(tmp_path, host, src)
+    os.unlink(src / "old.py")
+    result, _calls = push(tmp_path, host, src)
+    assert result["files"]["removed"] == ["old.py"]
+    assert not (host / "old.py").exists()
+
+
+def test_rollback_once_then_no_further_and_a_push_brings_the_source_back(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
+    first = push(tmp_path, host, src)[0]
+    (src / "a.py").write_text("A = 2\n")
+    second = push(tmp_path, host, src)[0]
+    (src / "a.py").write_text("A = 3\n")
+    third = push(tmp_path, host, src)[0]
+    back = rollback(tmp_path, host)
+    assert (back["changed"], back["release"], back["previous"]) == (True, second["release"], third["release"])
+    assert (host / "a.py").read_text() == "A = 2\n"
+    again = rollback(tmp_path, host)
+    assert (again["changed"], again["release"]) == (False, second["release"])
+    assert (host / "a.py").read_text() == "A = 2\n"
+    forward, calls = push(tmp_path, host, src)
+    assert (forward["changed"], forward["reused"], forward["release"], calls) == (True, True, third["release"], 1)
+    to_first = rollback(tmp_path, host, release=first["release"])
+    assert to_first["changed"] and (host / "a.py").read_text() == "A = 1\n"
+    missing = rollback(tmp_path, host, release="nope")
+    assert missing["failed"] and "nope" in missing["msg"]
+
+
+def test_keep_prunes_old_releases_but_not_the_previous(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 0\n"})
+    ids = []
+    for n in range(4):
+        (src / "a.py").write_text("A = %d\n" % n)
+        ids.append(push(tmp_path, host, src, keep=2)[0])
+    assert [r["pruned"] for r in ids] == [[], [], [ids[0]["release"]], [ids[1]["release"]]]
+    releases = sorted(n for n in os.listdir(str(tmp_path / "host" / ".cgi-bin.releases")) if not n.startswith("."))
+    assert releases == sorted([ids[2]["release"], ids[3]["release"]])
+    assert run_module("release", dict(path=str(host), keep=1, release=ids[3]["release"]),
+                      tmp_path=tmp_path)["msg"].startswith("keep must be at least 2")
+
+
+def test_migration_of_a_plain_directory_reports_and_keeps_extra_files(tmp_path, host):
+    make_tree(host, {"a.py": "old\n", "uploads/report.csv": "1,2\n"})
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
+    result, _calls = push(tmp_path, host, src)
+    assert result["changed"] and result["migrated"]["kept_files"] == ["uploads/report.csv"]
+    assert result["migrated"]["method"] == "exchange"
+    assert "uploads/report.csv" in json.dumps(result.get("warnings"))
+    assert result["previous"] == result["migrated"]["id"]
+    kept = tmp_path / "host" / ".cgi-bin.releases" / result["migrated"]["id"] / "uploads" / "report.csv"
+    assert kept.read_text() == "1,2\n"
+    back = rollback(tmp_path, host)
+    assert back["release"] == result["migrated"]["id"] and (host / "a.py").read_text() == "old\n"
+
+
+def test_push_after_the_releases_were_deleted_by_hand(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
+    push(tmp_path, host, src)
+    import shutil
+    shutil.rmtree(str(tmp_path / "host" / ".cgi-bin.releases"))
+    result, calls = push(tmp_path, host, src)
+    assert result["changed"] and calls == 2 and (host / "a.py").read_text() == "A = 1\n"
+
+
+def test_a_link_to_somewhere_else_is_refused(tmp_path, host):
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(str(tmp_path / "elsewhere"), str(host))
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
+    result, _calls = push(tmp_path, host, src)
+    assert result["failed"] and "not a release" in result["msg"] and str(host) in result["msg"]
+    assert os.readlink(str(host)) == str(tmp_path / "elsewhere")
+
+
+def test_shared_paths_survive_pushes_and_rollbacks(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
+    first = push(tmp_path, host, src, shared_paths=["data"])[0]
+    assert first["shared_created"] == ["data"]
+    (host / "data" / "counter").write_text("7")
+    (src / "a.py").write_text("A = 2\n")
+    push(tmp_path, host, src, shared_paths=["data"])
+    assert (host / "data" / "counter").read_text() == "7"
+    rollback(tmp_path, host)
+    assert (host / "data" / "counter").read_text() == "7"
+    (src / "data").mkdir()
+    (src / "data" / "seed").write_text("x")
+    refused = push(tmp_path, host, src, shared_paths=["data"])[0]
+    assert refused["failed"] and "data/seed" in refused["msg"]
