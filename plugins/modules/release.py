@@ -45,6 +45,8 @@ description:
     C(method) of RV(migrated) says which happened. The old directory is kept as release C(migrated-<time>); its
     files that the source lacks are reported (a warning) and kept there."
 author: pycgi.hosting contributors (@pycgi)
+extends_documentation_fragment:
+  - pycgi.hosting.paths
 attributes:
   action:
     description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
@@ -64,7 +66,8 @@ options:
   path:
     description:
       - The CGI root, for example C(/usr/lib/cgi-bin). It becomes a symlink to the live release.
-    type: path
+      - Taken literally, absolute, not a system directory (see O(allow_system_path)).
+    type: str
     required: true
   source:
     description:
@@ -105,7 +108,8 @@ options:
     description:
       - The directory of the releases. It must be on the file system of O(path).
       - Defaults to C(.<name>.releases) beside O(path).
-    type: path
+      - Taken literally, absolute.
+    type: str
   keep:
     description:
       - Releases kept on the host after a switch; older ones are removed, never the live one or the one
@@ -272,6 +276,7 @@ import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.pycgi.hosting.plugins.module_utils._paths import PathError, keep_paths_literal, literal_root
 from ansible_collections.pycgi.hosting.plugins.module_utils._release import (
     RELEASE_ID_RE,
     Layout,
@@ -438,13 +443,13 @@ def run(module):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
+            path=dict(type="str", required=True),
             source=dict(type="str"),
             version=dict(type="str"),
             exclude=dict(type="list", elements="str", default=[]),
             state=dict(type="str", choices=["switched", "prepared", "rolled_back"], default="switched"),
             release=dict(type="str"),
-            releases_dir=dict(type="path"),
+            releases_dir=dict(type="str"),
             keep=dict(type="int", default=5),
             shared_paths=dict(type="list", elements="str", default=[]),
             shared_owner=dict(type="str"),
@@ -452,9 +457,18 @@ def main():
             manifest=dict(type="str"),
             archive=dict(type="path"),
             commit=dict(type="str"),
+            allow_system_path=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
+    keep_paths_literal(module)
+    try:
+        module.params["path"] = literal_root(module.params["path"], "path", module.params["allow_system_path"])
+        if module.params["releases_dir"] is not None:
+            module.params["releases_dir"] = literal_root(module.params["releases_dir"], "releases_dir",
+                                                         module.params["allow_system_path"])
+    except PathError as exc:
+        module.fail_json(msg=str(exc))
     if module.params["release"] is not None and not RELEASE_ID_RE.match(module.params["release"]):
         module.fail_json(msg="release %r is not a release id (letters, digits, '.', '_', '-')" % module.params["release"])
     if module.params["keep"] < 2:

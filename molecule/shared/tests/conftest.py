@@ -19,6 +19,9 @@ CHECKED_MODES = ("writable", "prefix")
 CACHE_CHECK = r"""
 import importlib.util, json, os, struct, sys
 root, prefix = sys.argv[1], sys.argv[2]
+# A root pushed as releases is a symlink to the live release, and Python names the caches after
+# the real path of the scripts' directory (sys.path[0]).
+real = os.path.realpath(root)
 if prefix:
     sys.pycache_prefix = prefix
 report = {"current": {}, "missing": {}, "stale": {}, "tag": sys.implementation.cache_tag}
@@ -28,7 +31,7 @@ for dirpath, dirnames, filenames in os.walk(root):
         if not name.endswith(".py"):
             continue
         source = os.path.join(dirpath, name)
-        cache = importlib.util.cache_from_source(source)
+        cache = importlib.util.cache_from_source(real + source[len(root):])
         try:
             with open(cache, "rb") as handle:
                 header = handle.read(16)
@@ -84,13 +87,18 @@ class Site(object):
         """The same host, commands run as the web server user."""
         return testinfra.get_host("podman://%s@%s" % (self.user, self.name))
 
+    def real(self, root):
+        """The real path of ``root``: the live release's directory where the root is pushed as
+        releases, which is where Python looks for its caches."""
+        return self.host.check_output("readlink -f %s", root)
+
     def cache_home(self, root):
         """The directory that holds the caches of ``root``'s top-level sources."""
-        return self.prefix + root if self.prefix else root + "/__pycache__"
+        return self.prefix + self.real(root) if self.prefix else self.real(root) + "/__pycache__"
 
     def cache_tree(self, root):
         """The directory below which all the caches of ``root`` are."""
-        return self.prefix + root if self.prefix else root
+        return self.prefix + self.real(root) if self.prefix else self.real(root)
 
     def cache_env(self):
         """The environment the web server runs the scripts with (the Apache block's SetEnv)."""

@@ -42,7 +42,7 @@ def blocks(site):
 def cache_files(site, root):
     """Every file and directory below the root's cache tree: {relative path: (type, user, mode)}."""
     tree = site.cache_tree(root)
-    out = site.host.check_output("find %s -mindepth 1 -printf '%%P\\t%%y\\t%%u\\t%%m\\n'", tree)
+    out = site.host.check_output("find -H %s -mindepth 1 -printf '%%P\\t%%y\\t%%u\\t%%m\\n'", tree)
     found = {}
     for line in out.splitlines():
         path, kind, user, mode = line.split("\t")
@@ -104,7 +104,7 @@ def test_caches_belong_to_the_web_server_user(site):
     assert cache_dir.is_directory
     assert cache_dir.user == site.user
     assert cache_dir.mode == 0o755
-    pycs = site.host.check_output("find %s -name '*.pyc'", site.root).split()
+    pycs = site.host.check_output("find -H %s -name '*.pyc'", site.root).split()
     assert pycs
     for pyc in pycs:
         cache = site.host.file(pyc)
@@ -116,7 +116,7 @@ def test_caches_belong_to_the_web_server_user(site):
 def test_no_cache_under_the_cgi_roots(site):
     for root in site.roots:
         assert site.host.file(root).is_directory
-        found = site.host.check_output("find %s %s -name __pycache__ -o -name %s %s -print", root, "(", "*.pyc", ")")
+        found = site.host.check_output("find -H %s %s -name __pycache__ -o -name %s %s -print", root, "(", "*.pyc", ")")
         assert found == "", found
 
 
@@ -137,7 +137,7 @@ def test_caches_in_the_prefix_belong_to_the_web_server_user(site, which):
         assert mode == (0o755 if kind == "d" else 0o644), (path, oct(mode))
     # The directories above the tree, which Python creates on the way, are the web user's too.
     parent = site.prefix
-    for part in root.strip("/").split("/"):
+    for part in site.real(root).strip("/").split("/"):
         parent += "/" + part
         assert site.host.file(parent).user == site.user, parent
 
@@ -177,7 +177,7 @@ def test_a_pyc_is_never_served_in_the_prefix_mode(site):
 
 def test_serving_requests_uses_the_caches_without_rewriting_them(site):
     def snapshot():
-        return site.host.check_output("find %s -name '*.pyc' -printf '%%p %%i %%T@\\n'", site.cache_tree(site.root))
+        return site.host.check_output("find -H %s -name '*.pyc' -printf '%%p %%i %%T@\\n'", site.cache_tree(site.root))
 
     assert site.http("/cgi-bin/hello.py")[0] == 200
     before = snapshot()
