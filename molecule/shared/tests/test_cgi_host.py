@@ -193,11 +193,12 @@ def test_the_web_server_user_loads_the_application_from_its_caches(site):
     out = site.web.run("env " + "%s " * len(env) + "/usr/bin/python3 -v %s", *(env + [site.root + "/hello.py"]))
     assert out.rc == 0, out.stderr[-2000:]
     report = site.cache_report(site.root)
+    real = site.real(site.root)
     for module in ("main", "render", "inventory"):
-        source = "%s/cgiapp/%s.py" % (site.root, module)
-        cache = report["current"][source]
+        cache = report["current"]["%s/cgiapp/%s.py" % (site.root, module)]
         assert "# code object from '%s'" % cache in out.stderr, out.stderr[-3000:]
-        assert "# %s matches %s" % (cache, source) in out.stderr
+        # Python names the module by the real path of the script's directory (the live release).
+        assert "# %s matches %s/cgiapp/%s.py" % (cache, real, module) in out.stderr
 
 
 @pytest.mark.cache_modes("writable")
@@ -209,8 +210,9 @@ def test_selinux_labels_on_disk(site):
     assert ":httpd_sys_rw_content_t:" in label
     label = host.check_output("stat -c %%C %s", site.root + "/hello.py")
     assert ":httpd_sys_script_exec_t:" in label
+    # The policy's rules name real paths: those of the live release below the releases directory.
     assert "httpd_sys_rw_content_t" in host.check_output(
-        "matchpathcon %s", site.root + "/cgiapp/__pycache__/main.pyc")
+        "matchpathcon %s", site.real(site.root) + "/cgiapp/__pycache__/main.pyc")
 
 
 @pytest.mark.cache_modes("writable")
@@ -219,12 +221,16 @@ def test_selinux_rules_for_a_root_the_policy_does_not_know(site):
     if host.run("command -v semanage").rc != 0:
         pytest.skip("no SELinux tools on this host")
     local = host.check_output("semanage fcontext -l -C")
-    assert site.second_root + "(/.*)?" in local
-    assert site.second_root + "(/.*)?/__pycache__(/.*)?" in local
+    # The root is pushed as releases: the rules cover its releases directory, every release.
+    releases = site.real(site.second_root).rsplit("/", 1)[0].replace(".", "\\.")
+    assert releases.endswith("/\\.admin\\.releases"), releases
+    assert releases + "(/.*)?" in local
+    assert releases + "(/.*)?/__pycache__(/.*)?" in local
     assert ":httpd_sys_script_exec_t:" in host.check_output("stat -c %%C %s", site.second_root + "/hello.py")
     assert ":httpd_sys_rw_content_t:" in host.check_output("stat -c %%C %s", site.second_root + "/cgiapp/__pycache__")
     # The writable type is given to the caches only, never to code.
-    assert "httpd_sys_rw_content_t" not in host.check_output("matchpathcon %s", site.second_root + "/cgiapp/main.py")
+    assert "httpd_sys_rw_content_t" not in host.check_output("matchpathcon %s",
+                                                             site.real(site.second_root) + "/cgiapp/main.py")
 
 
 def test_selinux_left_alone_when_switched_off(site):
