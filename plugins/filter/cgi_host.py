@@ -47,6 +47,13 @@ options:
     description: C(pycgi_interpreters).
     type: list
     elements: str
+  keep_releases:
+    description: C(pycgi_keep_releases).
+    type: int
+  shared_paths:
+    description: C(pycgi_shared_paths).
+    type: list
+    elements: str
 """
 
 EXAMPLES = r"""
@@ -85,7 +92,25 @@ def _within(inner, outer):
     return (inner.rstrip("/") + "/").startswith(outer.rstrip("/") + "/")
 
 
-def cgi_host_problems(roots, cache_mode, pycache_prefix=None, source="", explicit_roots=False, interpreters=()):
+def release_problems(keep_releases, shared_paths):
+    """The messages for bad release settings (pycgi_keep_releases, pycgi_shared_paths)."""
+    problems = []
+    if keep_releases is not None and keep_releases < 2:
+        problems.append("pycgi_keep_releases is %d: at least 2 releases are kept (the live one and the one before "
+                        "it, for a rollback)" % keep_releases)
+    for index, shared in enumerate(shared_paths or ()):
+        setting = "pycgi_shared_paths[%d]" % index
+        if not isinstance(shared, str) or not shared.strip("/ "):
+            problems.append("%s is empty: it must be a path relative to the root" % setting)
+        elif shared.startswith("/"):
+            problems.append("%s %r is absolute: shared paths are relative to the root" % (setting, shared))
+        elif ".." in shared.split("/") or posixpath.normpath(shared).startswith(".."):
+            problems.append("%s %r leaves the root (..)" % (setting, shared))
+    return problems
+
+
+def cgi_host_problems(roots, cache_mode, pycache_prefix=None, source="", explicit_roots=False, interpreters=(),
+                      keep_releases=None, shared_paths=()):
     """The messages for every bad or contradictory setting of the role; [] when there is none."""
     problems = []
     if not isinstance(roots, list) or not roots:
@@ -124,7 +149,7 @@ def cgi_host_problems(roots, cache_mode, pycache_prefix=None, source="", explici
     for index, interpreter in enumerate(interpreters or ()):
         if not isinstance(interpreter, str) or not interpreter.startswith("/"):
             problems.append("pycgi_interpreters[%d] %r is not an absolute path" % (index, interpreter))
-    return problems
+    return problems + release_problems(keep_releases, shared_paths)
 
 
 class FilterModule:

@@ -298,6 +298,11 @@ ROLE_CASES = [
      "pycgi_source is only the source of the stock root"),
     (dict(roots=[{"path": "/srv/cgi"}], cache_mode="writable", interpreters=["python3"]),
      "pycgi_interpreters[0] 'python3' is not an absolute path"),
+    (dict(roots=[{"path": "/srv/cgi"}], cache_mode="writable", keep_releases=1), "pycgi_keep_releases is 1"),
+    (dict(roots=[{"path": "/srv/cgi"}], cache_mode="writable", shared_paths=["data", "/var/data"]),
+     "pycgi_shared_paths[1] '/var/data' is absolute"),
+    (dict(roots=[{"path": "/srv/cgi"}], cache_mode="writable", shared_paths=["data/../../etc"]),
+     "pycgi_shared_paths[0] 'data/../../etc' leaves the root"),
 ]
 
 
@@ -306,12 +311,14 @@ def test_the_role_names_each_bad_setting(settings, message):
     """The role's first check (the `cgi_host_problems` filter behind roles/cgi_host/tasks/validate.yml)
     names the setting for an empty root path, the same root twice, a cache prefix inside a root or
     a root inside it, a system directory as root or prefix, a relative root, `pycgi_source` that
-    `pycgi_roots` would make ignored, and a relative interpreter; good settings give no problem."""
+    `pycgi_roots` would make ignored, a relative interpreter, fewer than two releases kept and a
+    shared path that is absolute or leaves the root; good settings give no problem."""
     from ansible_collections.pycgi.hosting.plugins.filter.cgi_host import cgi_host_problems
 
     roots = settings.pop("roots")
     problems = cgi_host_problems(roots, **settings)
     assert any(message in problem for problem in problems), problems
     good = cgi_host_problems([{"path": "/usr/lib/cgi-bin"}, {"path": "/srv/app/cgi-bin"}], "prefix",
-                             pycache_prefix="/var/cache/pycgi", source="", interpreters=["/usr/bin/python3"])
+                             pycache_prefix="/var/cache/pycgi", source="", interpreters=["/usr/bin/python3"],
+                             keep_releases=2, shared_paths=["data", "uploads/tmp"])
     assert good == []
