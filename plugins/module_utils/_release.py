@@ -480,12 +480,39 @@ def _write_new(path, source_handle, size, mode, mtime, digest):
     os.utime(path, (mtime, mtime), follow_symlinks=False)
 
 
-def _copy_pycache(src_file, dst_file):
-    """Copies the ``__pycache__/<stem>.*.pyc`` files of ``src_file`` beside ``dst_file`` (the
-    source is the same inode, so their timestamps, source mtime and size, stay current). Copies,
-    not links: a cache the web server user may write in one release must not be another
-    release's, and pycache_owner leaves a file with several links alone."""
-    src_cache = os.path.join(os.path.dirname(src_file), "__pycache__")
+def prefix_cache_dir(prefix, directory):
+    """Where Python keeps the caches of the sources in ``directory`` under PYTHONPYCACHEPREFIX
+    ``prefix``: the directory's real path (as sys.path has it) below the prefix, with no
+    ``__pycache__``."""
+    return os.path.join(prefix, os.path.realpath(directory).lstrip("/"))
+
+
+def _make_cache_dirs(src_dir, dst_dir):
+    """Creates ``dst_dir`` and its missing parents, each with the owner and mode of its
+    counterpart above ``src_dir`` (the cache trees of two releases, side by side)."""
+    missing = []
+    src, dst = src_dir, dst_dir
+    while not os.path.isdir(dst):
+        missing.append((src, dst))
+        src, dst = os.path.dirname(src), os.path.dirname(dst)
+    for src, dst in reversed(missing):
+        os.mkdir(dst, 0o700)
+        _copy_owner_mode(dst, os.lstat(src) if os.path.isdir(src) else os.lstat(os.path.dirname(dst)))
+
+
+def _copy_pycache(src_file, dst_file, pycache_prefix=None, dst_final=None):
+    """Copies the caches of ``src_file`` (``__pycache__/<stem>.*.pyc`` beside it, or below
+    ``pycache_prefix`` when the web server runs with one) to where Python will look for those of
+    ``dst_file``, whose path once its release is live is ``dst_final``. The source is the same
+    inode, so their timestamps, source mtime and size, stay current. Copies, not links: a cache
+    the web server user may write in one release must not be another release's, and
+    pycache_owner leaves a file with several links alone."""
+    if pycache_prefix:
+        src_cache = prefix_cache_dir(pycache_prefix, os.path.dirname(src_file))
+        dst_cache = prefix_cache_dir(pycache_prefix, os.path.dirname(dst_final or dst_file))
+    else:
+        src_cache = os.path.join(os.path.dirname(src_file), "__pycache__")
+        dst_cache = os.path.join(os.path.dirname(dst_file), "__pycache__")
     stem = os.path.basename(src_file).rpartition(".")[0] or os.path.basename(src_file)
     try:
         names = [n for n in os.listdir(src_cache) if n.startswith(stem + ".") and n.endswith(".pyc")
@@ -494,11 +521,8 @@ def _copy_pycache(src_file, dst_file):
         return 0
     if not names:
         return 0
-    dst_cache = os.path.join(os.path.dirname(dst_file), "__pycache__")
     if not os.path.isdir(dst_cache):
-        st = os.lstat(src_cache)
-        os.mkdir(dst_cache, 0o700)
-        _copy_owner_mode(dst_cache, st)
+        _make_cache_dirs(src_cache, dst_cache)
     count = 0
     for name in names:
         try:
@@ -510,6 +534,9 @@ def _copy_pycache(src_file, dst_file):
             if not stat.S_ISREG(st.st_mode):
                 continue
             dst = os.path.join(dst_cache, name)
+            if pycache_prefix and os.path.lexists(dst):
+                # Left by an earlier build of this release id that failed after copying.
+                os.unlink(dst)
             fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(src, out, CHUNK)
@@ -528,10 +555,12 @@ def _copy_owner_mode(path, st):
 
 
 def build_release(layout, manifest, release_id, digest, archive=None, shared_paths=(), shared_owner=None,
-                  commit=None, source_label=None):
+                  commit=None, source_label=None, pycache_prefix=None):
     """Builds release ``release_id`` from hard links into the releases on disk, local copies and
     the lacking contents in ``archive`` (a tar of files named by sha256). Everything happens in
-    ``.<id>.partial``, renamed to ``<id>`` at the end; a failure removes it. Returns counts."""
+    ``.<id>.partial``, renamed to ``<id>`` at the end; a failure removes it. The caches of the
+    linked sources are copied along, into the release or, with ``pycache_prefix``, below the
+    prefix where the release's path will have them. Returns counts."""
     validate_manifest(manifest, shared_paths)
     final = layout.release_path(release_id)
     partial = os.path.join(layout.releases, "." + release_id + PARTIAL_SUFFIX)
@@ -556,7 +585,8 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
                 if (sha, mode) in by_mode:
                     os.link(by_mode[(sha, mode)], dst, follow_symlinks=False)
                     counts["linked"] += 1
-                    counts["pycache_copied"] += _copy_pycache(by_mode[(sha, mode)], dst)
+                    counts["pycache_copied"] += _copy_pycache(by_mode[(sha, mode)], dst, pycache_prefix,
+                                                              os.path.join(final, rel))
                 elif sha in by_hash:
                     src = by_hash[sha]
                     with open(src, "rb") as handle:
@@ -586,6 +616,8 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
         os.rename(partial, final)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
+        if pycache_prefix:
+            shutil.rmtree(prefix_cache_dir(pycache_prefix, final), ignore_errors=True)
         if not os.path.lexists(final) and os.path.lexists(layout.meta_path(release_id)):
             os.unlink(layout.meta_path(release_id))
         raise
@@ -763,15 +795,18 @@ def previous_release(layout, live_id):
     return None
 
 
-def prune(layout, keep, protect, check_mode=False, adding=0):
-    """Removes the oldest releases beyond ``keep``, never one in ``protect``. Returns the ids.
-    ``adding`` counts a release check mode would have built."""
+def prune(layout, keep, protect, check_mode=False, adding=0, pycache_prefix=None):
+    """Removes the oldest releases beyond ``keep``, never one in ``protect``, with their caches
+    below ``pycache_prefix`` when given. Returns the ids. ``adding`` counts a release check mode
+    would have built."""
     on_disk = layout.releases_on_disk()
     removable = [r for r in on_disk if r not in protect]
     doomed = removable[:max(len(on_disk) + adding - keep, 0)]
     if not check_mode:
         for release_id in doomed:
             shutil.rmtree(layout.release_path(release_id))
+            if pycache_prefix:
+                shutil.rmtree(prefix_cache_dir(pycache_prefix, layout.release_path(release_id)), ignore_errors=True)
             if os.path.lexists(layout.meta_path(release_id)):
                 os.unlink(layout.meta_path(release_id))
     return doomed

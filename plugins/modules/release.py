@@ -110,6 +110,14 @@ options:
       - Defaults to C(.<name>.releases) beside O(path).
       - Taken literally, absolute.
     type: str
+  pycache_prefix:
+    description:
+      - The C(PYTHONPYCACHEPREFIX) the web server runs the scripts with (the C(prefix) cache mode of
+        M(pycgi.hosting.precompile) and M(pycgi.hosting.httpd_pycache)). The caches of the sources a new
+        release takes unchanged are then copied below it, to the new release's path, and a pruned
+        release's caches there are removed with it.
+      - Without it the caches are copied from the C(__pycache__) directories of the release they come from.
+    type: str
   keep:
     description:
       - Releases kept on the host after a switch; older ones are removed, never the live one or the one
@@ -403,7 +411,8 @@ def run(module):
             built = True
             if not check:
                 counts = build_release(layout, manifest, target, plan["digest"], archive=p["archive"],
-                                       shared_paths=p["shared_paths"], commit=p["commit"], source_label=p["source"])
+                                       shared_paths=p["shared_paths"], commit=p["commit"], source_label=p["source"],
+                                       pycache_prefix=p["pycache_prefix"])
                 result["linked"] = {"files": counts["linked"], "pycache": counts["pycache_copied"],
                                     "copied": counts["copied"]}
                 result["lacking"] = []
@@ -429,7 +438,8 @@ def run(module):
             protect.add(previous)
         elif previous:
             protect.add(previous)
-        result["pruned"] = prune(layout, p["keep"], protect, check_mode=check, adding=int(built and check))
+        result["pruned"] = prune(layout, p["keep"], protect, check_mode=check, adding=int(built and check),
+                                 pycache_prefix=p["pycache_prefix"])
     if module._diff and "files" in result:
         result["diff"] = _diff(layout, live, target, result["files"])
     result.update(changed=built or switched or bool(created) or bool(result["pruned"]), switched=switched,
@@ -458,12 +468,16 @@ def main():
             archive=dict(type="path"),
             commit=dict(type="str"),
             allow_system_path=dict(type="bool", default=False),
+            pycache_prefix=dict(type="str"),
         ),
         supports_check_mode=True,
     )
     keep_paths_literal(module)
     try:
         module.params["path"] = literal_root(module.params["path"], "path", module.params["allow_system_path"])
+        if module.params["pycache_prefix"] is not None:
+            module.params["pycache_prefix"] = literal_root(module.params["pycache_prefix"], "pycache_prefix",
+                                                           module.params["allow_system_path"])
         if module.params["releases_dir"] is not None:
             module.params["releases_dir"] = literal_root(module.params["releases_dir"], "releases_dir",
                                                          module.params["allow_system_path"])

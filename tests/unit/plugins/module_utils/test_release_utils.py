@@ -31,7 +31,7 @@ def manifest_of(source, exclude=()):
     return rel.build_manifest(str(source), rel.walk_source(str(source), exclude))
 
 
-def push(layout, source, exclude=(), shared_paths=()):
+def push(layout, source, exclude=(), shared_paths=(), pycache_prefix=None):
     """What the controller and host do for one push, without Ansible: plan, archive, build.
     Returns (release id, plan, counts)."""
     manifest = manifest_of(source, exclude)
@@ -44,7 +44,7 @@ def push(layout, source, exclude=(), shared_paths=()):
         rel.write_archive(str(source), manifest, plan["lacking"], archive)
     release_id = rel.new_release_id(plan["digest"]) + "-%d" % len(layout.releases_on_disk())
     counts = rel.build_release(layout, manifest, release_id, plan["digest"], archive=archive,
-                               shared_paths=shared_paths)
+                               shared_paths=shared_paths, pycache_prefix=pycache_prefix)
     return release_id, plan, counts
 
 
@@ -281,6 +281,37 @@ def test_switch_is_one_rename_the_root_never_missing(tmp_path, layout):
     watcher.join()
     assert missing == []
     assert os.path.islink(layout.path) and os.readlink(layout.path) == os.path.join(".cgi-bin.releases", first)
+
+
+def test_with_a_pycache_prefix_the_caches_follow_the_release_below_the_prefix(tmp_path, layout, any_python):
+    """The prefix cache mode: Python keeps the caches below PYTHONPYCACHEPREFIX at the release's
+    real path, so a new release gets the caches of its unchanged sources there, current, and a
+    pruned release's caches go with it."""
+    _version, python = any_python
+    if subprocess.run([python, "-c", "import sys; sys.exit(sys.version_info < (3, 8))"]).returncode:
+        pytest.skip("PYTHONPYCACHEPREFIX needs Python 3.8")
+    prefix = str(tmp_path / "prefix")
+    src = make_tree(tmp_path / "src", APP, modes={"hello.py": 0o755})
+    first, _plan, _counts = push(layout, src, pycache_prefix=prefix)
+    env = dict(child_env(), PYTHONPYCACHEPREFIX=prefix)
+    subprocess.run([python, "-m", "compileall", "-q", layout.release_path(first)], check=True, env=env)
+    (src / "lib" / "util.py").write_text("VERSION = 2\n")
+    second, _plan, counts = push(layout, src, pycache_prefix=prefix)
+    second_dir = layout.release_path(second)
+    # hello.py and lib/__init__.py are unchanged; util.py changed and has no cache yet.
+    assert counts["pycache_copied"] == 2, counts
+    assert not os.path.exists(os.path.join(second_dir, "lib", "__pycache__"))
+    out = subprocess.run([python, "-v", "-c", "import lib, lib.util"], cwd=second_dir, capture_output=True,
+                         text=True, env=env, check=True)
+    cached = rel.prefix_cache_dir(prefix, os.path.join(second_dir, "lib"))
+    assert "code object from '%s/__init__." % cached in out.stderr, out.stderr[-2000:]
+    assert "matches %s/lib/__init__.py" % os.path.realpath(second_dir) in out.stderr
+    # Only the changed module was compiled.
+    written = [line for line in out.stderr.splitlines() if line.startswith("# created ")]
+    assert len(written) == 1 and "/lib/util." in written[0], written
+    assert rel.prune(layout, 1, {second}, pycache_prefix=prefix) == [first]
+    assert not os.path.exists(rel.prefix_cache_dir(prefix, layout.release_path(first)))
+    assert os.path.isdir(rel.prefix_cache_dir(prefix, second_dir))
 
 
 def test_prune_keeps_the_newest_and_never_the_live_or_previous(tmp_path, layout):
