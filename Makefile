@@ -86,9 +86,21 @@ sanity: venv ## ansible-test sanity on a copy of the tracked files
 	  --python $$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 .PHONY: lint
-lint: collection ## ansible-lint (production profile) and changelog lint
+lint: collection ## ansible-lint (production profile), changelog lint, collection docs lint
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/antsibull-changelog lint
+	cd $(SRC_COLLECTIONS)/ansible_collections/pycgi/hosting && \
+	  ANSIBLE_COLLECTIONS_PATH=$(SRC_COLLECTIONS) $(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
+
+.PHONY: docs
+# Not part of `make test`. Offline, Sphinx cannot fetch docs.ansible.com's inventory: links
+# to ansible.builtin pages stay plain text, so warnings are not errors (--lenient).
+DOCS := $(BUILD)/docs
+docs: venv $(SRC_COLLECTIONS)/ansible_collections/pycgi/hosting ## HTML docs (antsibull-docs + Sphinx): .build/docs/build/html/index.html
+	$(BIN)/python -m pip install --quiet -r requirements/docs.txt
+	rm -rf $(DOCS) && mkdir -p $(BUILD) && mkdir -m 700 $(DOCS)
+	ANSIBLE_COLLECTIONS_PATH=$(SRC_COLLECTIONS) $(BIN)/antsibull-docs sphinx-init --use-current --lenient --dest-dir $(DOCS) pycgi.hosting >/dev/null
+	ANSIBLE_COLLECTIONS_PATH=$(SRC_COLLECTIONS) $(DOCS)/build.sh
 
 .PHONY: molecule
 molecule: deps ## Molecule: syntax of the CentOS scenario, full run of the offline Debian one

@@ -24,15 +24,17 @@ description:
   - Apache directives do not grant file-system access; the block's job is that compiled code is
     never served or executed over HTTP.
 author: pycgi.hosting contributors (@pycgi)
+extends_documentation_fragment:
+  - pycgi.hosting.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff shows the root's block before and after.
+  platform:
+    platforms: posix
 options:
   path:
     description:

@@ -29,14 +29,19 @@ description:
     moving its code into an imported module fixes that.
 author: pycgi.hosting contributors (@pycgi)
 extends_documentation_fragment:
+  - pycgi.hosting.attributes
   - pycgi.hosting.pytree
 attributes:
   check_mode:
-    description: Can run in check mode and return the changes it would make without writing anything.
     support: full
+    details:
+      - Returns the changes it would make without writing anything.
   diff_mode:
-    description: Returns the state of each cache file that changes, before and after.
     support: full
+    details:
+      - Returns the state of each cache file that changes, before and after.
+  platform:
+    platforms: posix
 options:
   path:
     description:

@@ -32,14 +32,19 @@ description:
   - A short RV(summary) of all this, one line per finding.
 author: pycgi.hosting contributors (@pycgi)
 extends_documentation_fragment:
+  - pycgi.hosting.attributes
   - pycgi.hosting.pytree
 attributes:
   check_mode:
-    description: Runs in check mode with the same result; the module never changes anything.
     support: full
+    details:
+      - Runs in check mode with the same result; the module never changes anything.
   diff_mode:
-    description: The module changes nothing, so it has no diff to show.
     support: none
+    details:
+      - The module changes nothing, so it has no diff to show.
+  platform:
+    platforms: posix
 options:
   path:
     description:

@@ -27,15 +27,17 @@ description:
     descriptor that does not open it for I/O (C(O_PATH)), with the same check. A directory is changed
     after its contents, so that it stays root's alone meanwhile.
 author: pycgi.hosting contributors (@pycgi)
+extends_documentation_fragment:
+  - pycgi.hosting.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff lists C(owner:group mode) of each changed path before and after, capped at 100 paths.
+  platform:
+    platforms: posix
 options:
   path:
     description:

@@ -40,16 +40,18 @@ requirements:
   - An installed SELinux policy named by C(SELINUXTYPE) in C(/etc/selinux/config), package
     C(selinux-policy-targeted) on the RedHat family, C(selinux-policy-default) on the Debian family
   - No Python SELinux bindings; the module runs under any Python Ansible uses on the host
+extends_documentation_fragment:
+  - pycgi.hosting.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Computes the same rules and the same relabeled paths (with C(setfiles -n) against the
       planned policy) and writes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The local file-context rules before and after, in match order.
+  platform:
+    platforms: posix
 options:
   path:
     description:
