@@ -56,7 +56,7 @@ os.environ["PATH"] = os.pathsep.join([os.environ.get("PATH", "")] + _pyenv_bins(
 
 def _tests(session, core):
     session.install("ansible-core==%s.*" % core, "pytest>=8.0,<10", "PyYAML>=6,<7", "ansible-builder>=3.1,<4")
-    work = session.create_tmp()
+    work = os.path.abspath(session.create_tmp())
     src = os.path.join(work, "src")
     link = os.path.join(src, "ansible_collections", "pycgi", "hosting")
     if not os.path.islink(link):
