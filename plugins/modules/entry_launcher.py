@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright (c) 2026 pycgi.hosting contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -33,16 +33,18 @@ description:
   - Every file is written atomically (a temporary file in the same directory, renamed), in an order
     that keeps the URL working at every moment; a failure undoes the steps already taken.
 author: pycgi.hosting contributors (@pycgi)
+extends_documentation_fragment:
+  - pycgi.hosting.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
     details:
       - The diff shows the script before and after (the full script and the launcher) and the module
         written or removed.
+  platform:
+    platforms: posix
 options:
   path:
     description:

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright (c) 2026 pycgi.hosting contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -29,16 +29,17 @@ description:
     never served or executed over HTTP.
 author: pycgi.hosting contributors (@pycgi)
 extends_documentation_fragment:
+  - pycgi.hosting.attributes
   - pycgi.hosting.paths
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff shows the root's block before and after.
+  platform:
+    platforms: posix
 options:
   path:
     description:

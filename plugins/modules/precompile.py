@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright (c) 2026 pycgi.hosting contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -36,15 +36,20 @@ description:
     moving its code into an imported module fixes that.
 author: pycgi.hosting contributors (@pycgi)
 extends_documentation_fragment:
+  - pycgi.hosting.attributes
   - pycgi.hosting.pytree
   - pycgi.hosting.paths
 attributes:
   check_mode:
-    description: Can run in check mode and return the changes it would make without writing anything.
     support: full
+    details:
+      - Returns the changes it would make without writing anything.
   diff_mode:
-    description: Returns the state of each cache file that changes, before and after.
     support: full
+    details:
+      - Returns the state of each cache file that changes, before and after.
+  platform:
+    platforms: posix
 options:
   path:
     description:

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright (c) 2026 pycgi.hosting contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -32,15 +32,20 @@ description:
   - A short RV(summary) of all this, one line per finding.
 author: pycgi.hosting contributors (@pycgi)
 extends_documentation_fragment:
+  - pycgi.hosting.attributes
   - pycgi.hosting.pytree
   - pycgi.hosting.paths
 attributes:
   check_mode:
-    description: Runs in check mode with the same result; the module never changes anything.
     support: full
+    details:
+      - Runs in check mode with the same result; the module never changes anything.
   diff_mode:
-    description: The module changes nothing, so it has no diff to show.
     support: none
+    details:
+      - The module changes nothing, so it has no diff to show.
+  platform:
+    platforms: posix
 options:
   path:
     description:

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright (c) 2026 pycgi.hosting contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -31,15 +31,18 @@ description:
   - When the task fails after it changed something, the result still lists those changes
     (RV(changed_paths), RV(stats)) and the message says how many there were.
 author: pycgi.hosting contributors (@pycgi)
+extends_documentation_fragment:
+  - pycgi.hosting.attributes
+  - pycgi.hosting.paths
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff lists C(owner:group mode) of each changed path before and after, capped at 100 paths.
+  platform:
+    platforms: posix
 options:
   path:
     description:
@@ -86,8 +89,6 @@ options:
         C(*.py) files and has none (not inside caches, not behind symlinks).
     type: bool
     default: true
-extends_documentation_fragment:
-  - pycgi.hosting.paths
 notes:
   - Changing the owner of a file clears its set-user-ID and set-group-ID bits (the kernel does that).
 seealso:

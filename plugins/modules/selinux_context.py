@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright (c) 2026 pycgi.hosting contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ description:
   - Never disables SELinux or changes its mode. With SELinux disabled in the kernel the rules are still
     recorded and the labels written, so enabling SELinux later needs no relabel.
 author: pycgi.hosting contributors (@pycgi)
-extends_documentation_fragment:
-  - pycgi.hosting.paths
 requirements:
   - C(semanage), package C(policycoreutils-python-utils) on both the RedHat and the Debian family
   - C(setfiles), package C(policycoreutils) on both families (only with O(relabel=true))
@@ -42,16 +40,19 @@ requirements:
   - An installed SELinux policy named by C(SELINUXTYPE) in C(/etc/selinux/config), package
     C(selinux-policy-targeted) on the RedHat family, C(selinux-policy-default) on the Debian family
   - No Python SELinux bindings; the module runs under any Python Ansible uses on the host
+extends_documentation_fragment:
+  - pycgi.hosting.attributes
+  - pycgi.hosting.paths
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Computes the same rules and the same relabeled paths (with C(setfiles -n) against the
       planned policy) and writes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The local file-context rules before and after, in match order.
+  platform:
+    platforms: posix
 options:
   path:
     description:
