@@ -19,7 +19,7 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._paths import SYSTEM
 DOCUMENTATION = r"""
 name: cgi_host_problems
 short_description: The problems of the cgi_host role's settings, before anything changes
-version_added: 1.0.0
+version_added: 1.1.0
 description:
   - Returns a list of messages, one per bad or contradictory setting, each naming the setting; an empty
     list when the settings are fine. Used by the role M(pycgi.hosting.cgi_host) as its first check.

@@ -13,7 +13,7 @@ description:
   - Makes an installed Apache serve CGI scripts from any starting state (stopped, running without a
     CGI module, running with it), and brings a configuration change into effect the cheapest safe
     way.
-  - Enables the CGI module the MPM needs when none is enabled (Debian family, with C(a2enmod)):
+  - Enables the CGI module the MPM needs when none is enabled (Debian family, with C(a2enmod));
     C(cgid) for the threaded MPMs (event, worker), C(cgi) for prefork. On the RHEL family the
     package's C(/etc/httpd/conf.modules.d/01-cgi.conf) loads the right one; the module checks that
     one is loaded and fails naming that file if not.
@@ -59,7 +59,7 @@ options:
     description:
       - The MPM Apache runs with. V(keep) leaves the distribution's (or the user's) choice.
       - V(prefork) with mod_cgi is the setup in which a graceful reload under CGI traffic fails no
-        request: mod_cgid's CGI daemon, which the threaded MPMs need, is replaced by every reload,
+        request, because mod_cgid's CGI daemon (which the threaded MPMs need) is replaced by every reload,
         and a request that meets it then gets Apache's own 503. It costs CGI throughput; the
         collection's C(docs/reload-under-traffic.md) has the measurements.
       - On the Debian family the MPM modules are switched with C(a2dismod)/C(a2enmod); on the RHEL
@@ -89,7 +89,7 @@ options:
   wait_url:
     description:
       - The URL requested after a start, restart or reload until Apache answers it with any HTTP
-        status (an error page counts: only an answer is waited for).
+        status (an error page counts, since only an answer is waited for).
     type: str
     default: http://localhost/
   wait_timeout:
