@@ -176,9 +176,9 @@ import os
 import tempfile
 import time
 import urllib.error
-import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.pycgi.hosting.plugins.module_utils._httpd_service import (
     RHEL_MPM_CONF,
@@ -330,7 +330,7 @@ def wait_until_serving(host, action, url, timeout, cgid):
     last_error = "no attempt"
     while True:
         try:
-            urllib.request.urlopen(url, timeout=max(0.5, min(5.0, deadline - time.monotonic()))).close()
+            open_url(url, timeout=max(0.5, min(5.0, deadline - time.monotonic())), follow_redirects="none").close()
             answered = True
         except urllib.error.HTTPError:
             answered = True

@@ -111,7 +111,7 @@ STATES = [
 ]
 
 
-@pytest.mark.parametrize("prepare, expected", STATES, ids=[state.__name__.strip("_") for state, _ in STATES])
+@pytest.mark.parametrize("prepare, expected", STATES, ids=[state.__name__.strip("_") for state, _expected in STATES])
 def test_an_existing_server_serves_cgi_from_any_state(app, prepare, expected):
     with start("PYCGI_TEST_IMAGE", "pycgi-state") as host:
         prepare(host)
