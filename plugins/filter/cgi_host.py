@@ -22,7 +22,7 @@ short_description: The problems of the cgi_host role's settings, before anything
 version_added: 1.1.0
 description:
   - Returns a list of messages, one per bad or contradictory setting, each naming the setting; an empty
-    list when the settings are fine. Used by the role M(pycgi.hosting.cgi_host) as its first check.
+    list when the settings are fine. Used by the role C(pycgi.hosting.cgi_host) as its first check.
 author: pycgi.hosting contributors (@pycgi)
 options:
   _input:

@@ -101,7 +101,7 @@ notes:
   - In check mode on a host without Apache (a play whose install task was only predicted) it
     reports the start it would do instead of failing.
   - Needs systemd (C(systemctl)) and an installed Apache (C(apache2) on the Debian family, C(httpd)
-    on the RHEL family); the role M(pycgi.hosting.cgi_host) installs it first.
+    on the RHEL family); the role C(pycgi.hosting.cgi_host) installs it first.
   - A graceful reload with mod_cgid replaces the CGI daemon; see the collection's
     C(docs/reload-under-traffic.md) for what that means for requests during a reload.
 seealso:
