@@ -212,10 +212,11 @@ def judge(host, summary, ended, old, new, capsys, label):
     every request started after the run ended. Returns the number of responses of each."""
     records, signatures = summary["records"], summary["signatures"]
     expected = {signature(old): "old", signature(new): "new"}
-    seen = [expected.get(signatures[r[4]], "mixed or other") for r in records]
+    bad = [r for r in records if r[2] != 200 or not r[3]]
+    seen = ["failed" if r[2] != 200 or not r[3] else expected.get(signatures[r[4]], "mixed or other")
+            for r in records]
     counts = dict((kind, seen.count(kind)) for kind in sorted(set(seen)))
     slowest = max(r[5] for r in records)
-    bad = [r for r in records if r[2] != 200 or not r[3]]
     with capsys.disabled():
         print("\n%s: %d requests served, %d failed, slowest %.3f s, %s, %.1f s of traffic"
               % (label, len(records), len(bad), slowest, counts, summary["seconds"]))
