@@ -137,6 +137,8 @@ class Host:
     def __init__(self, container, app):
         self.container = container
         self.app = app
+        # The versions of the live release's modules, and of the release live before it.
+        self.versions = self.previous = None
 
     def play(self, **extra):
         variables = {"pycgi_source": self.app.path, "pycgi_manage_httpd": False, "pycgi_report": False,
