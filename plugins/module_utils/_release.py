@@ -735,27 +735,33 @@ def _copy_tree_exactly(src, dst):
                 os.chmod(target, stat.S_IMODE(st.st_mode))
 
 
-def migrate_directory(layout, release_id):
-    """Replaces the plain directory ``path`` with a symlink to ``release_id`` and keeps the old
-    directory as release ``migrated-<time>``. Returns ``(migrated id, method)``:
+def migrate_directory(layout):
+    """Turns the plain directory ``path`` into release ``migrated-<time>``, with ``path`` a
+    symlink to it: the same directory, same inodes, under its new name. Returns
+    ``(migrated id, method)``:
 
-    - ``exchange``: renameat2(RENAME_EXCHANGE) swaps the link and the directory in one atomic step;
-    - ``rename``: without it, the directory is renamed away and the link renamed in right after
-      (``path`` is missing for microseconds);
+    - ``exchange``: a symlink made at the release's place, pointing at that place, and the
+      directory swap names in one renameat2(RENAME_EXCHANGE): at every moment ``path`` leads to
+      the old tree;
+    - ``rename``: without it, the directory is renamed into place and the link renamed in right
+      after (``path`` is missing for microseconds);
     - ``copy``: a file system that cannot rename the directory at all (EXDEV: a directory of an
       overlayfs lower layer, as in a container made from an image) gets it copied first, then
-      removed and replaced by the link (``path`` is missing while the removal runs)."""
+      removed and replaced by the link (``path`` is missing while the removal runs).
+
+    A request already running resolved ``path`` as the directory, not as a link, so it goes on
+    finding its old files below ``path`` only as long as ``path`` leads to this tree: switch to a
+    new release only after such requests had time to end (go_live waits ``grace`` seconds)."""
     migrated = "migrated-" + utc_stamp()
     while os.path.lexists(layout.release_path(migrated)):
         migrated += "x"
     target = layout.release_path(migrated)
-    tmp = _temp_link(layout, release_id)
-    if _renameat2_exchange(tmp, layout.path):
-        # tmp now names the old directory.
-        os.rename(tmp, target)
+    os.symlink(layout.link_target(migrated), target)
+    if _renameat2_exchange(target, layout.path):
+        # ``target`` now names the old directory, and ``path`` the link to it.
         method = "exchange"
     else:
-        os.unlink(tmp)
+        os.unlink(target)
         try:
             os.rename(layout.path, target)
             method = "rename"
@@ -767,7 +773,7 @@ def migrate_directory(layout, release_id):
             os.rename(partial, target)
             shutil.rmtree(layout.path)
             method = "copy"
-        point_at(layout, release_id)
+        point_at(layout, migrated)
     write_json(layout.meta_path(migrated), {"id": migrated, "digest": None, "manifest": None,
                                             "created": utc_stamp(), "created_ns": time.time_ns(),
                                             "migrated_from": layout.path, "method": method})

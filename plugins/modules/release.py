@@ -119,6 +119,16 @@ options:
         release's caches there are removed with it.
       - Without it the caches are copied from the C(__pycache__) directories of the release they come from.
     type: str
+  migration_grace:
+    description:
+      - Seconds to wait, on the first push into a root that is a plain directory, between turning
+        that directory into the release C(migrated-<time>) (the root then a symlink to the same
+        tree) and switching to the new release. A request that was already running when the
+        directory was migrated finds its files through the root's path, so a switch within its
+        lifetime could give it modules of the new release; requests that start after the migration
+        are pinned to the tree they started in. Only the first push waits.
+    type: float
+    default: 3.0
   keep:
     description:
       - Releases kept on the host after a switch; older ones are removed, never the live one or the one
@@ -278,10 +288,11 @@ commit:
   type: str
 """
 
+import grp
 import json
 import os
-import grp
 import pwd
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -340,10 +351,16 @@ def go_live(module, layout, kind, live, target, manifest, result):
             module.warn("%d files of the directory %s are not in the source; they are kept in the migrated "
                         "release under %s: %s" % (len(kept), layout.path, layout.releases, ", ".join(kept[:20])))
         if not check:
-            migrated, method = migrate_directory(layout, target)
+            migrated, method = migrate_directory(layout)
             result["migrated"].update(id=migrated, method=method)
             layout.record_live(migrated, "migrated")
-            layout.record_live(target, "switch")
+            if target != migrated:
+                # Requests that started before the migration resolved the root as a directory:
+                # they find their files through the root's path, now the link to the migrated
+                # tree, until the switch below. Let them end first.
+                time.sleep(module.params["migration_grace"])
+                point_at(layout, target)
+                layout.record_live(target, "switch")
         return True
     if live == target and kind == "link":
         return False
@@ -381,7 +398,9 @@ def run(module):
             raise ReleaseError("release %s is not on the host (in %s)" % (target, layout.releases))
         changed = kind != "link" or live != target
         if changed and not check:
-            point_at(layout, target) if kind == "link" else migrate_directory(layout, target)
+            if kind != "link":
+                migrate_directory(layout)
+            point_at(layout, target)
             layout.record_live(target, "rollback")
         if module._diff:
             files = manifest_diff(_manifest_of(layout, live), _manifest_of(layout, target) or {})
@@ -470,6 +489,7 @@ def main():
             commit=dict(type="str"),
             allow_system_path=dict(type="bool", default=False),
             pycache_prefix=dict(type="str"),
+            migration_grace=dict(type="float", default=3.0),
         ),
         supports_check_mode=True,
     )

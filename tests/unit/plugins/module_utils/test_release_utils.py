@@ -351,10 +351,17 @@ def test_migration_swaps_a_plain_directory_atomically_and_keeps_its_extra_files(
     src = make_tree(tmp_path / "src", APP)
     release_id = push(layout, src)[0]
     assert rel.files_not_in(layout.path, manifest_of(src)) == ["uploaded.dat"]
-    migrated, method = rel.migrate_directory(layout, release_id)
+    inode = os.stat(layout.path).st_ino
+    migrated, method = rel.migrate_directory(layout)
     assert method == "exchange"  # renameat2(RENAME_EXCHANGE) on this file system
-    assert os.readlink(layout.path) == os.path.join(".cgi-bin.releases", release_id)
+    # The root now leads, through the link, to the same tree: a request that resolved the root
+    # as a directory before the migration still finds its old files below the root's path.
+    assert os.readlink(layout.path) == os.path.join(".cgi-bin.releases", migrated)
+    assert os.stat(layout.path).st_ino == inode == os.stat(layout.release_path(migrated)).st_ino
+    assert open(os.path.join(layout.path, "hello.py")).read() == "old\n"
     assert open(os.path.join(layout.release_path(migrated), "uploaded.dat")).read() == "data\n"
+    rel.point_at(layout, release_id)
+    assert os.readlink(layout.path) == os.path.join(".cgi-bin.releases", release_id)
     assert open(os.path.join(layout.path, "hello.py")).read() == APP["hello.py"]
     assert [n for n in os.listdir(os.path.dirname(layout.path)) if n.endswith(".new")] == []
 
