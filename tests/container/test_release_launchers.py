@@ -115,6 +115,7 @@ def test_a_one_file_push_sends_that_file_and_splits_the_script_again(host):
     run = play(container, app, pycgi_entry_launchers=True)
     assert run.rc == 0, run.output[-3000:]
     line = report_line(run)
+    print(line)
     # The script's content comes from the original the earlier release kept, not over the wire.
     assert ", 1 file transferred (" in line and "entry launchers: report.py" in line, line
     assert live(container) != serving and requests(container) == before
