@@ -131,8 +131,8 @@ def release_report(roots, releases=None, switches=None, precompile=None, clock=N
         parts = [_release_part(release, switches.get(path))]
         stats = (compiled.get(path) or {}).get("stats")
         if stats:
-            parts.append("%d of %s compiled" % (int(stats.get("compiled", 0)), _plural(int(stats.get("sources", 0)),
-                                                                                      "source")))
+            sources = _plural(int(stats.get("sources", 0)), "source")
+            parts.append("%d of %s compiled" % (int(stats.get("compiled", 0)), sources))
         launchers = (release or {}).get("launchers")
         if launchers:
             parts.append("entry launchers: %s" % ", ".join(launchers))

@@ -10,7 +10,15 @@ import pytest
 
 from ansible_collections.pycgi.hosting.plugins.module_utils import _launcher
 from ansible_collections.pycgi.hosting.plugins.module_utils import _release as rel
-from test_release_utils import layout, make_tree, manifest_of  # noqa: F401 (layout is a fixture)
+from test_release_utils import make_tree, manifest_of
+
+
+@pytest.fixture
+def layout(tmp_path):
+    (tmp_path / "host").mkdir()
+    layout = rel.Layout(str(tmp_path / "host" / "cgi-bin"))
+    os.makedirs(layout.meta)
+    return layout
 
 SCRIPT = "#!/usr/bin/python3\nimport lib\nprint('Content-Type: text/plain')\nprint()\nprint('v', lib.V)\n"
 APP = {"report.py": SCRIPT, "lib.py": "V = 1\n", "tool.sh": "#!/bin/sh\necho hi\n", "notes.txt": "x\n"}
@@ -18,7 +26,7 @@ MODES = {"report.py": 0o755, "tool.sh": 0o755}
 
 
 def run_command(args, data=None, binary_data=False):
-    result = subprocess.run(args, input=data, capture_output=True)
+    result = subprocess.run(args, input=data, capture_output=True, check=False)
     return result.returncode, result.stdout.decode(), result.stderr.decode()
 
 
