@@ -20,6 +20,7 @@ def layout(tmp_path):
     os.makedirs(layout.meta)
     return layout
 
+
 SCRIPT = "#!/usr/bin/python3\nimport lib\nprint('Content-Type: text/plain')\nprint()\nprint('v', lib.V)\n"
 APP = {"report.py": SCRIPT, "lib.py": "V = 1\n", "tool.sh": "#!/bin/sh\necho hi\n", "notes.txt": "x\n"}
 MODES = {"report.py": 0o755, "tool.sh": 0o755}
