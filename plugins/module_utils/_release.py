@@ -580,6 +580,8 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
     counts = {"linked": 0, "copied": 0, "extracted": 0, "pycache_copied": 0, "launchers": []}
     if os.path.lexists(partial):
         shutil.rmtree(partial)
+    # Left by a run killed while it built this release (the partial directory is gone with it).
+    shutil.rmtree(originals, ignore_errors=True)
     os.mkdir(partial, 0o700)
     try:
         dirs = sorted(r for r, e in manifest.items() if e[0] == DIRECTORY)
