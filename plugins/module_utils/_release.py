@@ -31,6 +31,15 @@ import stat
 import tarfile
 import time
 
+from ansible_collections.pycgi.hosting.plugins.module_utils._launcher import (
+    LAUNCHER_MAX_SIZE,
+    LauncherError,
+    default_module_name,
+    is_python_shebang,
+    launcher_module,
+    split_first_line,
+)
+
 # Names never taken from a source: version control and bytecode (the host compiles its own).
 ALWAYS_EXCLUDED_DIRS = (".git", "__pycache__")
 ALWAYS_EXCLUDED_FILES = ("*.pyc",)
@@ -40,6 +49,7 @@ META_DIR = ".meta"
 HISTORY = "history.json"
 LOCK = ".lock"
 PARTIAL_SUFFIX = ".partial"
+ENTRY_SUFFIX = ".entry"
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 RELEASE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 CHUNK = 1 << 20
@@ -137,9 +147,13 @@ def build_manifest(source, entries):
     return manifest
 
 
-def manifest_digest(manifest, shared_paths=()):
-    """The content hash of a release: its manifest and its shared paths."""
-    text = json.dumps([sorted(manifest.items()), sorted(shared_paths)], separators=(",", ":"))
+def manifest_digest(manifest, shared_paths=(), entry_launchers=False):
+    """The content hash of a release: its manifest, its shared paths and whether its entry
+    scripts are launchers (left out when they are not, so older releases keep their hash)."""
+    parts = [sorted(manifest.items()), sorted(shared_paths)]
+    if entry_launchers:
+        parts.append("entry_launchers")
+    text = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
@@ -256,6 +270,11 @@ class Layout:
 
     def meta_path(self, release_id):
         return os.path.join(self.meta, release_id + ".json")
+
+    def originals_path(self, release_id):
+        """Where a release keeps the entry scripts it turned into launchers, as pushed (one link
+        each, outside the served tree), so that later pushes can still link their content."""
+        return os.path.join(self.meta, release_id + ENTRY_SUFFIX)
 
     def history(self):
         return read_json(os.path.join(self.meta, HISTORY), default=[])
@@ -377,22 +396,37 @@ def content_index(layout, release_ids):
             continue
         base = layout.release_path(release_id)
         mtimes = meta.get("mtimes", {})
+        launchers = meta.get("launchers") or {}
         for rel, (kind, size, mode, digest) in meta["manifest"].items():
             if kind != FILE or ((digest, mode) in by_mode):
                 continue
-            path = os.path.join(base, rel)
+            path = _content_path(layout, release_id, rel, launchers)
             if _same_file(path, size, mode, mtimes.get(rel)):
                 by_mode[(digest, mode)] = path
                 by_hash.setdefault(digest, path)
     return by_mode, by_hash
 
 
+def _content_path(layout, release_id, rel, launchers):
+    """The file holding the pushed content of ``rel``: the release's own file, or for an entry
+    script turned into a launcher, the original kept beside the release's record."""
+    if rel in launchers:
+        return os.path.join(layout.originals_path(release_id), launchers[rel]["original"])
+    return os.path.join(layout.release_path(release_id), rel)
+
+
 def release_intact(layout, release_id, meta):
-    """True when the files a release recorded are still there, unchanged (size, mode, mtime)."""
+    """True when the files a release recorded are still there, unchanged (size, mode, mtime),
+    the launchers and modules it wrote included."""
     base = layout.release_path(release_id)
     mtimes = meta.get("mtimes", {})
+    launchers = meta.get("launchers") or {}
+    for written in launchers.values():
+        for rel, (size, mode, mtime_ns) in written["files"].items():
+            if not _same_file(os.path.join(base, rel), size, mode, mtime_ns):
+                return False
     for rel, (kind, size, mode, digest) in meta["manifest"].items():
-        path = os.path.join(base, rel)
+        path = _content_path(layout, release_id, rel, launchers)
         if kind == FILE and not _same_file(path, size, mode, mtimes.get(rel)):
             return False
         if kind == LINK and (not os.path.islink(path) or os.readlink(path) != digest):
@@ -412,12 +446,12 @@ def find_identical(layout, digest):
     return None
 
 
-def plan_release(layout, manifest, shared_paths=()):
+def plan_release(layout, manifest, shared_paths=(), entry_launchers=False):
     """What building this manifest on the host needs. Returns a dict: ``digest``, ``reuse``
     (an identical release's id, or None), ``lacking`` (content hashes found in no release),
     ``lacking_bytes``, ``link`` / ``copy`` counts (files taken from existing releases)."""
     validate_manifest(manifest, shared_paths)
-    digest = manifest_digest(manifest, shared_paths)
+    digest = manifest_digest(manifest, shared_paths, entry_launchers)
     plan = {"digest": digest, "reuse": find_identical(layout, digest), "lacking": [], "lacking_bytes": 0,
             "linked": 0, "copied": 0}
     if plan["reuse"]:
@@ -555,21 +589,28 @@ def _copy_owner_mode(path, st):
 
 
 def build_release(layout, manifest, release_id, digest, archive=None, shared_paths=(), shared_owner=None,
-                  commit=None, source_label=None, pycache_prefix=None):
+                  commit=None, source_label=None, pycache_prefix=None, split_entry=None):
     """Builds release ``release_id`` from hard links into the releases on disk, local copies and
     the lacking contents in ``archive`` (a tar of files named by sha256). Everything happens in
     ``.<id>.partial``, renamed to ``<id>`` at the end; a failure removes it. The caches of the
     linked sources are copied along, into the release or, with ``pycache_prefix``, below the
-    prefix where the release's path will have them. Returns counts."""
+    prefix where the release's path will have them. Returns counts.
+
+    ``split_entry(path)``, when given, turns the entry script at ``path`` (in the partial
+    release) into a launcher and returns the module it wrote, or None when there was nothing
+    to do; see :func:`split_entry_scripts`."""
     validate_manifest(manifest, shared_paths)
     final = layout.release_path(release_id)
     partial = os.path.join(layout.releases, "." + release_id + PARTIAL_SUFFIX)
+    originals = layout.originals_path(release_id)
     if os.path.lexists(final):
         raise ReleaseError("release %s already exists" % final)
     by_mode, by_hash = content_index(layout, layout.releases_on_disk())
-    counts = {"linked": 0, "copied": 0, "extracted": 0, "pycache_copied": 0}
+    counts = {"linked": 0, "copied": 0, "extracted": 0, "pycache_copied": 0, "launchers": []}
     if os.path.lexists(partial):
         shutil.rmtree(partial)
+    # Left by a run killed while it built this release (the partial directory is gone with it).
+    shutil.rmtree(originals, ignore_errors=True)
     os.mkdir(partial, 0o700)
     try:
         dirs = sorted(r for r, e in manifest.items() if e[0] == DIRECTORY)
@@ -606,22 +647,76 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
         for rel, (kind, _size, mode, _sha) in manifest.items():
             if kind == FILE:
                 mtimes[rel] = os.lstat(os.path.join(partial, rel)).st_mtime_ns
+        launchers = {}
+        if split_entry is not None:
+            launchers = split_entry_scripts(partial, manifest, originals, split_entry)
+            counts["launchers"] = sorted(launchers)
         for rel in reversed(dirs):
             os.chmod(os.path.join(partial, rel), manifest[rel][2])
         os.chmod(partial, 0o755)
         meta = {"id": release_id, "digest": digest, "manifest": manifest, "mtimes": mtimes, "created": utc_stamp(),
                 "created_ns": time.time_ns(),
                 "commit": commit, "source": source_label, "shared_paths": list(shared_paths)}
+        if launchers:
+            meta["launchers"] = launchers
         write_json(layout.meta_path(release_id), meta)
         os.rename(partial, final)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         if pycache_prefix:
             shutil.rmtree(prefix_cache_dir(pycache_prefix, final), ignore_errors=True)
-        if not os.path.lexists(final) and os.path.lexists(layout.meta_path(release_id)):
-            os.unlink(layout.meta_path(release_id))
+        if not os.path.lexists(final):
+            shutil.rmtree(originals, ignore_errors=True)
+            if os.path.lexists(layout.meta_path(release_id)):
+                os.unlink(layout.meta_path(release_id))
         raise
     return counts
+
+
+def split_entry_scripts(partial, manifest, originals, split_entry):
+    """Turns the entry scripts of a partial release into launchers with ``split_entry`` (the
+    entry_launcher module's plan and apply). An entry script is a file of the manifest with an
+    execute bit whose first line is a python shebang, and that is not a launcher already.
+
+    Each file of the release is a new name: the launcher is renamed over the script's name, so
+    an inode the script shares with another release (a hard link) is never written. Before
+    that, the pushed script gets a second link in ``originals`` (outside the served tree): a
+    later push links its content from there. Returns ``{rel: {"module": rel, "original": name,
+    "files": {rel: [size, mode, mtime_ns]}}}`` for the scripts split."""
+    launchers = {}
+    for rel, (kind, _size, mode, _sha) in sorted(manifest.items()):
+        if kind != FILE or not mode & 0o111:
+            continue
+        path = os.path.join(partial, rel)
+        with open(path, "rb") as handle:
+            head = handle.read(LAUNCHER_MAX_SIZE + 1)
+        try:
+            if not is_python_shebang(split_first_line(head)[0]) or launcher_module(head) is not None:
+                continue
+        except LauncherError as error:
+            raise ReleaseError("entry script %s of the source: %s" % (rel, error))
+        module_rel = os.path.join(os.path.dirname(rel), default_module_name(rel) + ".py")
+        if module_rel in manifest:
+            raise ReleaseError("the source holds %s, the module the launcher of the entry script %s would be "
+                               "written to: rename it, or leave entry launchers off" % (module_rel, rel))
+        if not os.path.isdir(originals):
+            os.makedirs(originals, mode=0o700)
+        original = str(len(launchers))
+        os.link(path, os.path.join(originals, original), follow_symlinks=False)
+        try:
+            module_path = split_entry(path)
+        except LauncherError as error:
+            raise ReleaseError("entry script %s of the source: %s" % (rel, str(error).replace(partial + "/", "")))
+        if module_path is None:
+            os.unlink(os.path.join(originals, original))
+            continue
+        module_rel = os.path.relpath(module_path, partial)
+        files = {}
+        for written in (rel, module_rel):
+            st = os.lstat(os.path.join(partial, written))
+            files[written] = [st.st_size, stat.S_IMODE(st.st_mode), st.st_mtime_ns]
+        launchers[rel] = {"module": module_rel, "original": original, "files": files}
+    return launchers
 
 
 def _make_parents(base, rel_dir):
@@ -813,6 +908,7 @@ def prune(layout, keep, protect, check_mode=False, adding=0, pycache_prefix=None
             shutil.rmtree(layout.release_path(release_id))
             if pycache_prefix:
                 shutil.rmtree(prefix_cache_dir(pycache_prefix, layout.release_path(release_id)), ignore_errors=True)
+            shutil.rmtree(layout.originals_path(release_id), ignore_errors=True)
             if os.path.lexists(layout.meta_path(release_id)):
                 os.unlink(layout.meta_path(release_id))
     return doomed

@@ -149,6 +149,20 @@ options:
   shared_group:
     description: The group of shared directories the module creates.
     type: str
+  entry_launchers:
+    description:
+      - Turn the entry scripts of a release built by this task into launchers, as M(pycgi.hosting.entry_launcher)
+        does, inside the new release before it is renamed into place, so that Python caches their bytecode.
+      - An entry script is a file of the source with an execute bit whose first line is a python shebang and that
+        is not a launcher already; its code goes to C(_<stem>_main.py) beside it. A script with a syntax error, or a
+        source that already holds a file of the module's name, fails the task naming the file; nothing is built.
+      - Only the new release is written. The source, the live release and the files it shares with the new one
+        (hard links) are never changed; the script as pushed is kept in C(.meta/<id>.entry/), so that later pushes
+        still link its content instead of sending it.
+      - Part of what a release is; a source pushed with and without it gives two releases. A reused release is not
+        split again.
+    type: bool
+    default: false
   manifest:
     description:
       - Set by the action plugin (the source's manifest as JSON); not for playbooks.
@@ -278,6 +292,12 @@ manifest_cache:
   description: Whether the controller reused its stored manifest of the unchanged source (V(hit)) or hashed it (V(miss)).
   returned: when a source was pushed
   type: str
+launchers:
+  description: The entry scripts (relative paths) turned into launchers in the release built.
+  returned: when a release was built with O(entry_launchers=true)
+  type: list
+  elements: str
+  sample: [report.py]
 module_calls:
   description: Round trips to the host this task made (1 when nothing had to be sent).
   returned: when a source was pushed
@@ -296,6 +316,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.pycgi.hosting.plugins.module_utils._launcher import apply as apply_launcher
+from ansible_collections.pycgi.hosting.plugins.module_utils._launcher import check_syntax
+from ansible_collections.pycgi.hosting.plugins.module_utils._launcher import plan as plan_launcher
 from ansible_collections.pycgi.hosting.plugins.module_utils._paths import PathError, keep_paths_literal, literal_root
 from ansible_collections.pycgi.hosting.plugins.module_utils._release import (
     RELEASE_ID_RE,
@@ -338,6 +361,20 @@ def _diff(layout, live, target, files):
     after = ["release: %s" % target] + ["  %s" % f for f in files["changed"] + files["added"]]
     return {"before_header": layout.path, "after_header": layout.path,
             "before": "\n".join(before) + "\n", "after": "\n".join(after) + "\n"}
+
+
+def entry_splitter(module):
+    """``split_entry`` for build_release: the entry_launcher module's plan and apply for one
+    script of the partial release, with its syntax checked by the script's own interpreter."""
+    def split(path):
+        todo = plan_launcher(path, None, "present", lambda *args: check_syntax(module.run_command, *args))
+        for warning in todo.warnings:
+            module.warn(warning)
+        if not todo.changed:
+            return None
+        apply_launcher(todo)
+        return todo.module
+    return split
 
 
 def go_live(module, layout, kind, live, target, manifest, result):
@@ -416,7 +453,7 @@ def run(module):
             manifest = json.loads(p["manifest"])
         except ValueError as exc:
             raise ReleaseError("manifest is not valid JSON: %s" % exc)
-        plan = plan_release(layout, manifest, p["shared_paths"])
+        plan = plan_release(layout, manifest, p["shared_paths"], p["entry_launchers"])
         result.update(lacking=plan["lacking"], transferred={"files": len(plan["lacking"]), "bytes": plan["lacking_bytes"]},
                       reused=bool(plan["reuse"]), commit=p["commit"])
         result["files"] = manifest_diff(_manifest_of(layout, live), manifest)
@@ -432,9 +469,12 @@ def run(module):
             if not check:
                 counts = build_release(layout, manifest, target, plan["digest"], archive=p["archive"],
                                        shared_paths=p["shared_paths"], commit=p["commit"], source_label=p["source"],
-                                       pycache_prefix=p["pycache_prefix"])
+                                       pycache_prefix=p["pycache_prefix"],
+                                       split_entry=entry_splitter(module) if p["entry_launchers"] else None)
                 result["linked"] = {"files": counts["linked"], "pycache": counts["pycache_copied"],
                                     "copied": counts["copied"]}
+                if p["entry_launchers"]:
+                    result["launchers"] = counts["launchers"]
                 result["lacking"] = []
             else:
                 result["linked"] = {"files": plan["linked"], "pycache": 0, "copied": plan["copied"]}
@@ -487,6 +527,7 @@ def main():
             manifest=dict(type="str"),
             archive=dict(type="path"),
             commit=dict(type="str"),
+            entry_launchers=dict(type="bool", default=False),
             allow_system_path=dict(type="bool", default=False),
             pycache_prefix=dict(type="str"),
             migration_grace=dict(type="float", default=3.0),
