@@ -14,7 +14,7 @@ name: release_report
 short_description: The cgi_host role's report line of each CGI root
 version_added: 1.1.0
 description:
-  - Returns one line per root from the results the role M(pycgi.hosting.cgi_host) registered. For a root pushed as
+  - Returns one line per root from the results the role C(pycgi.hosting.cgi_host) registered. For a root pushed as
     releases, the live release, the one live before it, the files and bytes transferred, and the entry scripts
     turned into launchers; for every root, the sources compiled out of those found; then the time of each step of
     the run, measured on the controller for all the roots of the host together.
