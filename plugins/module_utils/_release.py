@@ -13,6 +13,7 @@ Host layout, for a root ``/usr/lib/cgi-bin``::
     /usr/lib/.cgi-bin.releases/<id>/                                  one directory per release
     /usr/lib/.cgi-bin.releases/.meta/<id>.json                        its manifest, commit, time
     /usr/lib/.cgi-bin.releases/.meta/history.json                     the releases made live, in order
+    /usr/lib/.cgi-bin.releases/.meta/failures.json                    releases discarded after a failed check
     /usr/lib/.cgi-bin.shared/<rel>                                     shared paths
 """
 from __future__ import annotations
@@ -47,6 +48,7 @@ ALWAYS_EXCLUDED_FILES = ("*.pyc",)
 FILE, DIRECTORY, LINK = "f", "d", "l"
 META_DIR = ".meta"
 HISTORY = "history.json"
+FAILURES = "failures.json"
 LOCK = ".lock"
 PARTIAL_SUFFIX = ".partial"
 ENTRY_SUFFIX = ".entry"
@@ -905,13 +907,44 @@ def prune(layout, keep, protect, check_mode=False, adding=0, pycache_prefix=None
     doomed = removable[:max(len(on_disk) + adding - keep, 0)]
     if not check_mode:
         for release_id in doomed:
-            shutil.rmtree(layout.release_path(release_id))
-            if pycache_prefix:
-                shutil.rmtree(prefix_cache_dir(pycache_prefix, layout.release_path(release_id)), ignore_errors=True)
-            shutil.rmtree(layout.originals_path(release_id), ignore_errors=True)
-            if os.path.lexists(layout.meta_path(release_id)):
-                os.unlink(layout.meta_path(release_id))
+            remove_release(layout, release_id, pycache_prefix)
     return doomed
+
+
+def remove_release(layout, release_id, pycache_prefix=None):
+    """Removes a release directory (its shared paths are symlinks: what they point at stays),
+    its caches below ``pycache_prefix``, its kept entry scripts and its record."""
+    shutil.rmtree(layout.release_path(release_id))
+    if pycache_prefix:
+        shutil.rmtree(prefix_cache_dir(pycache_prefix, layout.release_path(release_id)), ignore_errors=True)
+    shutil.rmtree(layout.originals_path(release_id), ignore_errors=True)
+    if os.path.lexists(layout.meta_path(release_id)):
+        os.unlink(layout.meta_path(release_id))
+
+
+def discard(layout, release_id, reason, pycache_prefix=None, check_mode=False):
+    """Deals with a release whose checks failed before it went live. A release that has never
+    been live is removed; one that has (the live one, or one a rollback may go back to) is kept
+    and its record marked with the failure. Each failure is also logged in ``.meta/failures.json``.
+    Returns ``removed``, ``marked`` or ``absent``."""
+    if not os.path.isdir(layout.release_path(release_id)):
+        return "absent"
+    kind, live = layout.live()
+    ever_live = release_id == live or any(entry["id"] == release_id for entry in layout.history())
+    outcome = "marked" if ever_live else "removed"
+    if check_mode:
+        return outcome
+    stamp = utc_stamp()
+    if ever_live:
+        meta = read_json(layout.meta_path(release_id), default={}) or {}
+        meta["failed"] = {"time": stamp, "reason": reason}
+        write_json(layout.meta_path(release_id), meta)
+    else:
+        remove_release(layout, release_id, pycache_prefix)
+    failures = read_json(os.path.join(layout.meta, FAILURES), default=[]) or []
+    failures.append({"id": release_id, "time": stamp, "reason": reason, "outcome": outcome})
+    write_json(os.path.join(layout.meta, FAILURES), failures[-100:])
+    return outcome
 
 
 def remove_partials(layout):

@@ -98,12 +98,22 @@ options:
         with O(state=switched) and O(release).
       - V(rolled_back) makes live the release that was live before the current one (no transfer); run again,
         it changes nothing, it does not walk further back. With O(release), that release.
+      - V(discarded) deals with the release O(release) whose checks failed after O(state=prepared) (a compile,
+        owner or label step): one that has never been live is removed; one that has been (the live one, or one a
+        rollback may go back to) is kept and its record marked with O(reason). Either way the failure is logged
+        in C(.meta/failures.json). Run again, it changes nothing. The live release is never touched.
     type: str
-    choices: [switched, prepared, rolled_back]
+    choices: [switched, prepared, rolled_back, discarded]
     default: switched
   release:
     description:
-      - The id of a release on the host to switch or roll back to, as returned in RV(release).
+      - The id of a release on the host to switch or roll back to, or to discard, as returned in RV(release).
+      - Required with O(state=discarded).
+    type: str
+  reason:
+    description:
+      - Why the release is discarded (O(state=discarded)), recorded on the host; for example the failing
+        step's message.
     type: str
   releases_dir:
     description:
@@ -220,6 +230,13 @@ EXAMPLES = r"""
   pycgi.hosting.release:
     path: /usr/lib/cgi-bin
     state: rolled_back
+
+- name: Remove a prepared release whose compile failed
+  pycgi.hosting.release:
+    path: /var/www/cgi-bin
+    release: "{{ prepared.release }}"
+    state: discarded
+    reason: "{{ compile_result.msg }}"
 """
 
 RETURN = r"""
@@ -306,6 +323,13 @@ commit:
   description: The commit of a git source.
   returned: with O(version)
   type: str
+discarded:
+  description:
+    - With O(state=discarded), what happened to O(release). V(removed) (it had never been live), V(marked) (kept,
+      its record marked) or V(absent) (not on the host, nothing done).
+  returned: with O(state=discarded)
+  type: str
+  sample: removed
 """
 
 import grp
@@ -325,6 +349,7 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._release import (
     Layout,
     ReleaseError,
     build_release,
+    discard,
     ensure_shared,
     files_not_in,
     lock_layout,
@@ -420,6 +445,12 @@ def run(module):
     kind, live = layout.live()
     previous = previous_release(layout, live) if live else None
     state = p["state"]
+
+    if state == "discarded":
+        outcome = discard(layout, p["release"], p["reason"] or "not given", p["pycache_prefix"], check_mode=check)
+        result.update(changed=outcome != "absent", discarded=outcome, release=p["release"],
+                      release_path=layout.release_path(p["release"]), live=live, previous=previous, switched=False)
+        return result
 
     if state == "rolled_back":
         history = layout.history()
@@ -517,8 +548,9 @@ def main():
             source=dict(type="str"),
             version=dict(type="str"),
             exclude=dict(type="list", elements="str", default=[]),
-            state=dict(type="str", choices=["switched", "prepared", "rolled_back"], default="switched"),
+            state=dict(type="str", choices=["switched", "prepared", "rolled_back", "discarded"], default="switched"),
             release=dict(type="str"),
+            reason=dict(type="str"),
             releases_dir=dict(type="str"),
             keep=dict(type="int", default=5),
             shared_paths=dict(type="list", elements="str", default=[]),
@@ -532,6 +564,7 @@ def main():
             pycache_prefix=dict(type="str"),
             migration_grace=dict(type="float", default=3.0),
         ),
+        required_if=[("state", "discarded", ["release"])],
         supports_check_mode=True,
     )
     keep_paths_literal(module)

@@ -173,3 +173,55 @@ def test_shared_paths_survive_pushes_and_rollbacks(tmp_path, host):
     (src / "data" / "seed").write_text("x")
     refused = push(tmp_path, host, src, shared_paths=["data"])[0]
     assert refused["failed"] and "data/seed" in refused["msg"]
+
+
+def discard(tmp_path, root, release, check_mode=False, **extra):
+    return run_module("release", dict(path=str(root), state="discarded", release=release, **extra),
+                      check_mode=check_mode, tmp_path=tmp_path)
+
+
+def test_a_prepared_release_that_failed_its_checks_is_removed_and_logged(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n", "data/.keep": ""})
+    live = push(tmp_path, host, src, shared_paths=["state"])[0]
+    (host / "state" / "sessions").write_text("kept")
+    (src / "a.py").write_text("A = 2\n")
+    prepared = push(tmp_path, host, src, state="prepared", shared_paths=["state"])[0]
+    releases = tmp_path / "host" / ".cgi-bin.releases"
+    assert (releases / prepared["release"]).is_dir()
+    before = tree_state(str(releases / live["release"]))
+    checked = discard(tmp_path, host, prepared["release"], check_mode=True, reason="a.py:1: SyntaxError")
+    assert (checked["changed"], checked["discarded"]) == (True, "removed")
+    assert (releases / prepared["release"]).is_dir()
+    gone = discard(tmp_path, host, prepared["release"], reason="a.py:1: SyntaxError")
+    assert (gone["changed"], gone["discarded"], gone["live"]) == (True, "removed", live["release"])
+    assert not (releases / prepared["release"]).exists()
+    assert not (releases / ".meta" / (prepared["release"] + ".json")).exists()
+    assert (host / "a.py").read_text() == "A = 1\n" and tree_state(str(releases / live["release"])) == before
+    assert (host / "state" / "sessions").read_text() == "kept"
+    log = json.loads((releases / ".meta" / "failures.json").read_text())
+    assert [(e["id"], e["reason"], e["outcome"]) for e in log] == [
+        (prepared["release"], "a.py:1: SyntaxError", "removed")]
+    again = discard(tmp_path, host, prepared["release"], reason="again")
+    assert (again["changed"], again["discarded"]) == (False, "absent")
+
+
+def test_a_release_that_has_been_live_is_marked_not_removed(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
+    first = push(tmp_path, host, src)[0]
+    (src / "a.py").write_text("A = 2\n")
+    push(tmp_path, host, src)
+    releases = tmp_path / "host" / ".cgi-bin.releases"
+    for release_id in (first["release"], push(tmp_path, host, src)[0]["release"]):
+        marked = discard(tmp_path, host, release_id, reason="owner step failed")
+        assert (marked["changed"], marked["discarded"]) == (True, "marked")
+        assert (releases / release_id).is_dir()
+        meta = json.loads((releases / ".meta" / (release_id + ".json")).read_text())
+        assert meta["failed"]["reason"] == "owner step failed" and "manifest" in meta
+    assert (host / "a.py").read_text() == "A = 2\n"
+    back = rollback(tmp_path, host)
+    assert back["release"] == first["release"] and (host / "a.py").read_text() == "A = 1\n"
+
+
+def test_discarded_needs_a_release(tmp_path, host):
+    result = run_module("release", dict(path=str(host), state="discarded"), tmp_path=tmp_path)
+    assert result["failed"] and "release" in result["msg"]
