@@ -136,7 +136,8 @@ options:
         tree) and switching to the new release. A request that was already running when the
         directory was migrated finds its files through the root's path, so a switch within its
         lifetime could give it modules of the new release; requests that start after the migration
-        are pinned to the tree they started in. Only the first push waits.
+        are pinned to the tree they started in. Only the first push waits, and not when the directory
+        was empty.
     type: float
     default: 3.0
   keep:
@@ -413,6 +414,8 @@ def go_live(module, layout, kind, live, target, manifest, result):
             module.warn("%d files of the directory %s are not in the source; they are kept in the migrated "
                         "release under %s: %s" % (len(kept), layout.path, layout.releases, ", ".join(kept[:20])))
         if not check:
+            # An empty directory (the one a web server package creates) serves no request.
+            grace = module.params["migration_grace"] if os.listdir(layout.path) else 0
             migrated, method = migrate_directory(layout)
             result["migrated"].update(id=migrated, method=method)
             layout.record_live(migrated, "migrated")
@@ -420,7 +423,7 @@ def go_live(module, layout, kind, live, target, manifest, result):
                 # Requests that started before the migration resolved the root as a directory:
                 # they find their files through the root's path, now the link to the migrated
                 # tree, until the switch below. Let them end first.
-                time.sleep(module.params["migration_grace"])
+                time.sleep(grace)
                 point_at(layout, target)
                 layout.record_live(target, "switch")
         return True

@@ -225,3 +225,18 @@ def test_a_release_that_has_been_live_is_marked_not_removed(tmp_path, host):
 def test_discarded_needs_a_release(tmp_path, host):
     result = run_module("release", dict(path=str(host), state="discarded"), tmp_path=tmp_path)
     assert result["failed"] and "release" in result["msg"]
+
+
+@pytest.mark.parametrize("contents, waits", [({}, False), ({"a.py": "old\n"}, True)])
+def test_the_migration_grace_is_waited_only_for_a_directory_that_served_something(tmp_path, host, contents, waits):
+    """The grace lets requests that started in the plain directory end before the switch; an
+    empty directory (as a web server package creates it) cannot have served one."""
+    import time
+    host.mkdir()
+    make_tree(host, contents)
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
+    started = time.monotonic()
+    result, _calls = push(tmp_path, host, src, migration_grace=4.0)
+    elapsed = time.monotonic() - started
+    assert result["changed"] and result["migrated"]["id"] and (host / "a.py").read_text() == "A = 1\n"
+    assert (elapsed >= 4.0) == waits, elapsed
