@@ -18,7 +18,7 @@ import os
 import pytest
 
 from harness import traffic
-from harness.podman import Container, podman, podman_available
+from harness.podman import Container, podman, require_podman
 from harness.traffic import Traffic
 
 ROOT = "/usr/lib/cgi-bin"
@@ -112,10 +112,8 @@ def host(tmp_path_factory):
     """Apache (prefork MPM, mod_cgi) serving version 0 of the application from the stock root, a
     plain directory the role manages in place (no source: precompiled, owned, labelled, and
     Apache's block written, as the role did before releases)."""
-    if not podman_available():
-        pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
-    container = Container.start(prefix="pycgi-rel-releases")
-    try:
+    require_podman()
+    with Container.start(prefix="pycgi-rel-releases") as container:
         container.exec("a2dismod", "-q", "mpm_event")
         container.exec("a2enmod", "-q", "mpm_prefork")
         container.exec("a2enmod", "-q", "cgi")
@@ -134,8 +132,6 @@ def host(tmp_path_factory):
         assert run.rc == 0, run.output[-3000:]
         assert host.served() == signature(host.versions)
         yield host
-    finally:
-        container.remove()
 
 
 def under_traffic(host, action):

@@ -15,7 +15,7 @@ import shutil
 import pytest
 
 from harness import traffic
-from harness.podman import REPO_ROOT, Container, podman_available
+from harness.podman import REPO_ROOT, Container, require_podman
 from harness.traffic import Traffic
 
 ROOT = "/usr/lib/cgi-bin"
@@ -113,10 +113,8 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The web server with the application deployed once (writable caches), Apache running."""
-    if not podman_available():
-        pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
-    host = Container.start(prefix="pycgi-rel-role")
-    try:
+    require_podman()
+    with Container.start(prefix="pycgi-rel-role") as host:
         # The prefork MPM with mod_cgi: the setup in which a graceful reload under CGI traffic fails
         # no request (docs/reload-under-traffic.md; with mod_cgid a request that meets its CGI daemon
         # while a reload replaces it gets a 503, see tests/container/test_reload_under_traffic.py).
@@ -129,8 +127,6 @@ def site(tmp_path_factory):
         run = deploy.play("writable")
         assert run.rc == 0, run.output[-3000:]
         yield deploy
-    finally:
-        host.remove()
 
 
 def under_traffic(site, action):

@@ -19,7 +19,7 @@ import re
 import pytest
 
 from harness import traffic
-from harness.podman import Container, podman_available
+from harness.podman import Container, require_podman
 
 SCRIPT = "/usr/lib/cgi-bin/generation.py"
 URL = "http://localhost/cgi-bin/generation.py"
@@ -117,14 +117,10 @@ LOGGED_ERROR = re.compile(r"\[[a-z_0-9]+:(error|crit|alert|emerg)\]")
 @pytest.fixture(scope="module")
 def host():
     """A container of the test image with the generation script and Apache stopped."""
-    if not podman_available():
-        pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
-    container = Container.start(prefix="pycgi-reload")
-    try:
+    require_podman()
+    with Container.start(prefix="pycgi-reload") as container:
         container.put_file(SCRIPT, GENERATION_SCRIPT, mode=0o755)
         yield container
-    finally:
-        container.remove()
 
 
 def use_modules(host, disable, enable):
