@@ -6,27 +6,20 @@ passing vacuously.
 """
 import pytest
 
-from harness.podman import Container, podman_available
-
-
-def _require_podman():
-    if not podman_available():
-        pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
+from harness.podman import Container, require_podman
 
 
 @pytest.fixture(scope="module")
 def module_container():
     """One container shared by the tests of a file (systemd running, Apache stopped)."""
-    _require_podman()
-    container = Container.start()
-    yield container
-    container.remove()
+    require_podman()
+    with Container.start() as container:
+        yield container
 
 
 @pytest.fixture
 def container():
     """A fresh container for one test."""
-    _require_podman()
-    container = Container.start()
-    yield container
-    container.remove()
+    require_podman()
+    with Container.start() as container:
+        yield container

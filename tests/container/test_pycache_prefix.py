@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from harness.podman import REPO_ROOT, Container, podman_available
+from harness.podman import REPO_ROOT, Container, require_podman
 
 ROOT = "/usr/lib/cgi-bin"
 PREFIX = "/var/cache/pycgi"
@@ -60,10 +60,8 @@ def play(host, app, check_mode=False):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The web server with the application deployed once in the prefix mode, Apache running."""
-    if not podman_available():
-        pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
-    host = Container.start(prefix="pycgi-prefix")
-    try:
+    require_podman()
+    with Container.start(prefix="pycgi-prefix") as host:
         host.exec("a2enmod", "-q", "cgid")
         host.exec("systemctl", "start", "apache2")
         app = str(tmp_path_factory.mktemp("prefix") / "app")
@@ -75,8 +73,6 @@ def site(tmp_path_factory):
         run = play(host, app)
         assert run.rc == 0, run.output[-3000:]
         yield host, app
-    finally:
-        host.remove()
 
 
 def state(host, path):

@@ -3,14 +3,12 @@ real Apache answering HTTP, Apache's own config test, and the role driven by ans
 
 One container for the file, Apache running with mod_cgid.
 """
-import json
 import os
-import subprocess
-import tempfile
 
 import pytest
 
-from harness.podman import CALLBACK_PLUGINS, REPO_ROOT, Container, podman_available, podman_env
+from harness.podman import Container, require_podman
+from harness.site import container_host, run_playbook
 
 MAIN_CONFIG = "/etc/apache2/apache2.conf"
 SECRET = "TOKEN = 'ffd0c1a9-not-for-the-web'\n"
@@ -19,48 +17,28 @@ PARALLEL = 16
 
 @pytest.fixture(scope="module")
 def host():
-    if not podman_available():
-        pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
-    container = Container.start(prefix="pycgi-rel-hostile")
-    try:
+    require_podman()
+    with Container.start(prefix="pycgi-rel-hostile") as container:
         container.exec("a2enmod", "-q", "cgid")
         container.exec("systemctl", "start", "apache2")
         yield container
-    finally:
-        container.remove()
 
 
-def parallel_play(host, playbook, per_host_vars):
+def parallel_play(host, playbook, per_host_vars, workdir):
     """Runs ``playbook`` against ``host`` under several inventory names at once (one fork each), so
     that the module runs on the one container concurrently. Returns {name: last result}, the rc and
     the output."""
-    with tempfile.TemporaryDirectory() as workdir:
-        hosts = {}
-        for name, extra in per_host_vars.items():
-            hosts[name] = dict(extra, ansible_host=host.name, ansible_connection="containers.podman.podman",
-                               ansible_python_interpreter="/usr/bin/python3", ansible_become=False,
-                               ansible_pipelining=True)
-        inventory = os.path.join(workdir, "inventory.json")
-        with open(inventory, "w") as handle:
-            json.dump({"webservers": {"hosts": hosts}}, handle)
-        play = os.path.join(workdir, "play.yml")
-        with open(play, "w") as handle:
-            handle.write(playbook)
-        results_file = os.path.join(workdir, "results.json")
-        env = podman_env()
-        env.update({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_CALLBACK_PLUGINS": CALLBACK_PLUGINS,
-                    "ANSIBLE_CALLBACKS_ENABLED": "json_results", "PYCGI_RESULTS_FILE": results_file,
-                    "ANSIBLE_FORKS": str(len(hosts))})
-        proc = subprocess.run(["ansible-playbook", "-i", inventory, play], cwd=REPO_ROOT, capture_output=True,
-                              text=True, env=env, timeout=900, check=False)
-        with open(results_file) as handle:
-            recorded = json.load(handle)
-    return recorded.get("results", {}), proc.returncode, proc.stdout + proc.stderr
+    hosts = dict((name, container_host(host.name, **extra)) for name, extra in per_host_vars.items())
+    play = os.path.join(workdir, "play.yml")
+    with open(play, "w") as handle:
+        handle.write(playbook)
+    run = run_playbook(hosts, play)
+    return run.results, run.rc, run.output
 
 
 # --- 2. live traffic ----------------------------------------------------------------------------
 
-def test_sixteen_concurrent_runs_on_one_apache_config_keep_every_block(host):
+def test_sixteen_concurrent_runs_on_one_apache_config_keep_every_block(host, tmp_path):
     """16 httpd_pycache runs at once on the container's apache2.conf (16 forks of one play, each
     for its own root, with Apache's config test): every run reports a change, all 16 blocks are
     in the file afterwards, and `apache2ctl -t` passes (the lock covers the edit, the config test
@@ -75,7 +53,7 @@ def test_sixteen_concurrent_runs_on_one_apache_config_keep_every_block(host):
         path: "/srv/site{{ site }}/cgi-bin"
 """
     results, rc, output = parallel_play(host, playbook, dict(("site%02d" % i, {"site": "%02d" % i})
-                                                             for i in range(PARALLEL)))
+                                                             for i in range(PARALLEL)), str(tmp_path))
     try:
         assert rc == 0, output[-3000:]
         assert len(results) == PARALLEL and all(result.get("changed") for result in results.values()), results

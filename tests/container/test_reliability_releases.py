@@ -14,11 +14,12 @@ response that imported modules of two releases is told apart from one of either 
 """
 import json
 import os
-import time
 
 import pytest
 
-from harness.podman import Container, podman, podman_available
+from harness import traffic
+from harness.podman import Container, podman, require_podman
+from harness.traffic import Traffic
 
 ROOT = "/usr/lib/cgi-bin"
 RELEASES = "/usr/lib/.cgi-bin.releases"
@@ -47,61 +48,12 @@ for name, module in zip(NAMES, modules):
 print(%r)
 '''
 
-# Runs in the container: requests URL on the loopback from THREADS threads until a stop file
-# appears, max_requests were sent or max_seconds passed (bounded both ways, so a deploy that
-# hangs cannot make it run on); writes a JSON summary. Each response is recorded with its start
-# and end time, status, whether it ended with the END line, and the modules' versions it printed
-# (as an index into a list of the distinct version lists seen); the judging is the test's.
-LOAD_GENERATOR = r"""
-import json, os, re, sys, threading, time, urllib.error, urllib.request
-url, stop_file, started_file, out_file, end = sys.argv[1:6]
-max_requests, max_seconds, pause, threads = int(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8]), int(sys.argv[9])
-line = re.compile(r"^(m\d{3}) (\S+)$", re.M)
-lock = threading.Lock()
-state = {"sent": 0}
-records, signatures = [], {}
-t0 = time.monotonic()
-def worker():
-    while True:
-        with lock:
-            if state["sent"] >= max_requests:
-                return
-            state["sent"] += 1
-        if os.path.exists(stop_file) or time.monotonic() - t0 > max_seconds:
-            return
-        start, begin = time.time(), time.monotonic()
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                status, body = response.status, response.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as exc:
-            status, body = exc.code, exc.read().decode("utf-8", "replace")
-        except Exception as exc:
-            status, body = 0, repr(exc)
-        elapsed = time.monotonic() - begin
-        complete = body.rstrip("\n").endswith("\n" + end)
-        signature = " ".join("%s=%s" % pair for pair in line.findall(body))
-        with lock:
-            index = signatures.setdefault(signature, len(signatures))
-            good = status == 200 and complete
-            records.append([start, time.time(), status, complete, index, elapsed, "" if good else body[-400:]])
-            if len(records) == 3:
-                open(started_file, "w").close()
-        time.sleep(pause)
-pool = [threading.Thread(target=worker) for _ in range(threads)]
-for thread in pool:
-    thread.start()
-for thread in pool:
-    thread.join()
-summary = {"records": records, "signatures": sorted(signatures, key=signatures.get),
-           "seconds": time.monotonic() - t0}
-with open(out_file + ".tmp", "w") as handle:
-    json.dump(summary, handle)
-os.rename(out_file + ".tmp", out_file)
-"""
+# What a response of the application says about its release: every "mNNN VERSION" line.
+VERSION_LINES = r"^(m\d{3}) (\S+)$"
 
 
 def signature(versions):
-    """What the load generator records for a response of a release with these versions."""
+    """The version the load generator records for a response of a release with these versions."""
     return " ".join("%s=%s" % (name, versions[name]) for name in MODULES)
 
 
@@ -160,10 +112,8 @@ def host(tmp_path_factory):
     """Apache (prefork MPM, mod_cgi) serving version 0 of the application from the stock root, a
     plain directory the role manages in place (no source: precompiled, owned, labelled, and
     Apache's block written, as the role did before releases)."""
-    if not podman_available():
-        pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
-    container = Container.start(prefix="pycgi-rel-releases")
-    try:
+    require_podman()
+    with Container.start(prefix="pycgi-rel-releases") as container:
         container.exec("a2dismod", "-q", "mpm_event")
         container.exec("a2enmod", "-q", "mpm_prefork")
         container.exec("a2enmod", "-q", "cgi")
@@ -182,61 +132,38 @@ def host(tmp_path_factory):
         assert run.rc == 0, run.output[-3000:]
         assert host.served() == signature(host.versions)
         yield host
-    finally:
-        container.remove()
 
 
 def under_traffic(host, action):
-    """Runs ``action()`` while the load generator requests the application; returns (action's
-    result, the generator's summary, the time the action ended)."""
-    container = host.container
-    run_dir = "/tmp/load-%d" % time.monotonic_ns()
-    container.exec("mkdir", "-p", run_dir)
-    stop, started, out = run_dir + "/stop", run_dir + "/started", run_dir + "/summary.json"
-    podman("exec", "-d", container.name, "python3", "-c", LOAD_GENERATOR, URL, stop, started, out, END,
-           str(MAX_REQUESTS), str(MAX_SECONDS), str(PAUSE), str(THREADS))
-    deadline = time.monotonic() + 30
-    while container.exec("test", "-e", started, check=False).returncode != 0:
-        assert time.monotonic() < deadline, "the load generator did not get going"
-        time.sleep(0.1)
-    try:
-        result = action()
-        ended = time.time()
-        # A few requests against the finished deploy.
-        time.sleep(2.0)
-    finally:
-        container.exec("touch", stop)
-    deadline = time.monotonic() + MAX_SECONDS + 40
-    while container.exec("test", "-e", out, check=False).returncode != 0:
-        assert time.monotonic() < deadline, "the load generator did not finish"
-        time.sleep(0.2)
-    return result, json.loads(container.read_file(out)), ended
+    """Runs ``action()`` while the load generator requests the application from THREADS threads;
+    returns (action's result, the generator's Summary, the time the action ended)."""
+    load = Traffic(host.container, URL, version=VERSION_LINES, end="\n" + END, threads=THREADS, pause=PAUSE,
+                   max_requests=MAX_REQUESTS, max_seconds=MAX_SECONDS)
+    # A few requests against the finished deploy after it.
+    return traffic.under_traffic(load, action, settle=2.0)
 
 
 def judge(host, summary, ended, old, new, capsys, label):
     """Prints the numbers, then checks every response: a complete 200 page whose modules' versions
     are exactly those of the old or of the new release (never some of each), the new one for
     every request started after the run ended. Returns the number of responses of each."""
-    records, signatures = summary["records"], summary["signatures"]
+    records = summary.records
     expected = {signature(old): "old", signature(new): "new"}
-    bad = [r for r in records if r[2] != 200 or not r[3]]
-    seen = ["failed" if r[2] != 200 or not r[3] else expected.get(signatures[r[4]], "mixed or other")
-            for r in records]
+    bad = summary.failed
+    seen = summary.kinds(expected)
     counts = dict((kind, seen.count(kind)) for kind in sorted(set(seen)))
-    slowest = max(r[5] for r in records)
     with capsys.disabled():
-        print("\n%s: %d requests served, %d failed, slowest %.3f s, %s, %.1f s of traffic"
-              % (label, len(records), len(bad), slowest, counts, summary["seconds"]))
+        print("\n" + summary.describe(label, expected))
     if bad:
         # What the scripts of the failed requests wrote to stderr (Apache's AH01215 lines).
         errors = [line for line in host.container.read_file("/var/log/apache2/error.log").splitlines()
                   if "AH01215" in line or "versions.py" in line or "AH00128" in line]
         pytest.fail("%d failed responses: %s\nApache's error log: %s"
-                    % (len(bad), [(r[2], r[6][-200:]) for r in bad[:5]], "\n".join(errors[-20:])))
+                    % (len(bad), [(r.status, r.tail[-200:]) for r in bad[:5]], "\n".join(errors[-20:])))
     assert len(records) >= 20, counts
-    others = sorted(set(signatures[r[4]] for r, kind in zip(records, seen) if kind == "mixed or other"))
+    others = sorted(set(r.version for r, kind in zip(records, seen) if kind == "mixed or other"))
     assert others == [], "responses of neither release: %s" % others[:3]
-    after = [kind for r, kind in zip(records, seen) if r[0] > ended]
+    after = [kind for r, kind in zip(records, seen) if r.start > ended]
     assert after and set(after) == {"new"}, "responses to requests started after the run: %s" % counts
     return counts
 

@@ -11,11 +11,12 @@ import json
 import os
 import re
 import shutil
-import time
 
 import pytest
 
-from harness.podman import REPO_ROOT, Container, podman, podman_available
+from harness import traffic
+from harness.podman import REPO_ROOT, Container, require_podman
+from harness.traffic import Traffic
 
 ROOT = "/usr/lib/cgi-bin"
 MAIN_CONFIG = "/etc/apache2/apache2.conf"
@@ -30,59 +31,9 @@ MAX_SECONDS = 120
 # Each thread rests this long between requests, so that the deploy is not starved of CPU.
 PAUSE = 0.05
 
-# Runs in the container: requests the CGI application on the loopback from two threads until a
-# stop file appears, MAX_REQUESTS were sent or MAX_SECONDS passed; writes a JSON summary.
-# Bounded both ways, so a deploy that hangs cannot make it run on.
-LOAD_GENERATOR = r"""
-import collections, json, os, re, sys, threading, time, urllib.error, urllib.request
-url, stop_file, started_file, out_file = sys.argv[1:5]
-max_requests, max_seconds, pause = int(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7])
-lock = threading.Lock()
-state = {"sent": 0}
-records = []
-t0 = time.monotonic()
-def worker():
-    while True:
-        with lock:
-            if state["sent"] >= max_requests:
-                return
-            state["sent"] += 1
-        if os.path.exists(stop_file) or time.monotonic() - t0 > max_seconds:
-            return
-        begin = time.monotonic()
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                status, body = response.status, response.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as exc:
-            status, body = exc.code, exc.read().decode("utf-8", "replace")
-        except Exception as exc:
-            status, body = 0, repr(exc)
-        elapsed = time.monotonic() - begin
-        found = re.search(r"pycgi example application (\S+) on Python", body)
-        version = found.group(1) if found else None
-        good = status == 200 and version is not None and body.rstrip().endswith("</html>")
-        with lock:
-            records.append((time.time(), status, version, elapsed, good, "" if good else body[-400:]))
-            if len(records) == 3:
-                open(started_file, "w").close()
-        time.sleep(pause)
-threads = [threading.Thread(target=worker) for _ in range(2)]
-for thread in threads:
-    thread.start()
-for thread in threads:
-    thread.join()
-summary = {
-    "requests": len(records),
-    "failures": [r for r in records if not r[4]],
-    "versions": collections.Counter(r[2] for r in records),
-    "slowest": max((r[3] for r in records), default=None),
-    "seconds": time.monotonic() - t0,
-    "timeline": [(r[0], r[2]) for r in records],
-}
-with open(out_file + ".tmp", "w") as handle:
-    json.dump(summary, handle)
-os.rename(out_file + ".tmp", out_file)
-"""
+# The version a page of the example application prints.
+APP_VERSION = r"pycgi example application (\S+) on Python"
+
 
 # Runs in the container as the web server user: tries to create a file and a directory in every
 # directory below the root and to open every file for writing; prints what succeeded.
@@ -162,10 +113,8 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The web server with the application deployed once (writable caches), Apache running."""
-    if not podman_available():
-        pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
-    host = Container.start(prefix="pycgi-rel-role")
-    try:
+    require_podman()
+    with Container.start(prefix="pycgi-rel-role") as host:
         # The prefork MPM with mod_cgi: the setup in which a graceful reload under CGI traffic fails
         # no request (docs/reload-under-traffic.md; with mod_cgid a request that meets its CGI daemon
         # while a reload replaces it gets a 503, see tests/container/test_reload_under_traffic.py).
@@ -178,43 +127,21 @@ def site(tmp_path_factory):
         run = deploy.play("writable")
         assert run.rc == 0, run.output[-3000:]
         yield deploy
-    finally:
-        host.remove()
 
 
 def under_traffic(site, action):
-    """Runs ``action()`` while the load generator requests the application; returns
-    (action's result, the generator's summary, the time the action ended)."""
-    host = site.host
-    run_dir = "/tmp/load-%d" % time.monotonic_ns()
-    host.exec("mkdir", "-p", run_dir)
-    stop, started, out = run_dir + "/stop", run_dir + "/started", run_dir + "/summary.json"
-    podman("exec", "-d", host.name, "python3", "-c", LOAD_GENERATOR, APP_URL, stop, started, out,
-           str(MAX_REQUESTS), str(MAX_SECONDS), str(PAUSE))
-    deadline = time.monotonic() + 30
-    while host.exec("test", "-e", started, check=False).returncode != 0:
-        assert time.monotonic() < deadline, "the load generator did not get going"
-        time.sleep(0.1)
-    try:
-        result = action()
-        ended = time.time()
-        # A few requests against the finished deploy (seconds, on a loaded 2-core machine).
-        time.sleep(3.0)
-    finally:
-        host.exec("touch", stop)
-    deadline = time.monotonic() + MAX_SECONDS + 40
-    while host.exec("test", "-e", out, check=False).returncode != 0:
-        assert time.monotonic() < deadline, "the load generator did not finish"
-        time.sleep(0.2)
-    return result, json.loads(host.read_file(out)), ended
+    """Runs ``action()`` while the load generator requests the application from two threads;
+    returns (action's result, the generator's Summary, the time the action ended)."""
+    load = Traffic(site.host, APP_URL, version=APP_VERSION, end="</html>", threads=2, pause=PAUSE,
+                   max_requests=MAX_REQUESTS, max_seconds=MAX_SECONDS)
+    # A few requests against the finished deploy (seconds, on a loaded 2-core machine).
+    return traffic.under_traffic(load, action, settle=3.0)
 
 
 def report(capsys, label, summary):
     """Prints the numbers to the terminal, also when pytest captures the output."""
     with capsys.disabled():
-        print("\n%s: %d requests served, %d failed, slowest %.3f s, versions %s, %.1f s of traffic"
-              % (label, summary["requests"], len(summary["failures"]), summary["slowest"], summary["versions"],
-                 summary["seconds"]))
+        print("\n" + summary.describe(label))
 
 
 def task_sections(output):
@@ -274,12 +201,12 @@ def labels(host):
 
 def assert_traffic_clean(summary, ended, old, new):
     """Every response a complete page of the old or new version, the new one after the deploy."""
-    failures = summary["failures"]
+    failures = summary.failed
     assert failures == [], failures[:5]
-    assert summary["requests"] >= 20, summary
-    versions = dict(summary["versions"])
-    assert {v for v, n in versions.items() if n} <= {old, new}, summary["versions"]
-    after = [version for stamp, version in summary["timeline"] if stamp > ended + 0.2]
+    assert summary.served >= 20, summary.describe("traffic")
+    versions = dict(summary.versions)
+    assert {v for v, n in versions.items() if n} <= {old, new}, summary.versions
+    after = [r.version for r in summary.ended_after(ended + 0.2)]
     assert after and set(after) == {new}, "responses after the deploy ended: %s" % after
 
 

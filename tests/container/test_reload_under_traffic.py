@@ -18,7 +18,8 @@ import re
 
 import pytest
 
-from harness.podman import Container, podman_available
+from harness import traffic
+from harness.podman import Container, require_podman
 
 SCRIPT = "/usr/lib/cgi-bin/generation.py"
 URL = "http://localhost/cgi-bin/generation.py"
@@ -47,55 +48,35 @@ print("generation %s" % os.environ.get("PYCGI_GENERATION", "0"))
 print("done")
 """
 
-# Runs in the container as root: THREADS threads request the URL without pause while the main
-# thread changes CHANGED_CONF and runs `systemctl reload apache2` up to RELOADS times (no new
+# Runs in the container as root: the load generator (tests/harness/traffic_agent.py, imported
+# from its directory in the container) requests the URL from THREADS threads without pause while
+# this driver changes CHANGED_CONF and runs `systemctl reload apache2` up to RELOADS times (no new
 # one in the last 3 s of MAX_SECONDS), after each one waiting until a response shows the new
-# generation (a reload not seen within RELOAD_TIMEOUT ends the run). Stops at MAX_REQUESTS
-# requests or MAX_SECONDS; prints a JSON summary with every failed request and the error log's
-# new lines.
+# generation (a reload not seen within RELOAD_TIMEOUT ends the run). The generator stops at
+# MAX_REQUESTS requests or MAX_SECONDS; prints a JSON object: the reloads, and the generator's
+# summary and the error log's new lines.
 DRIVER = r"""
-import json, os, re, subprocess, sys, threading, time, urllib.error, urllib.request
-(url, conf, log, reloads, threads, max_requests, max_seconds, reload_timeout,
+import json, os, subprocess, sys, time
+(agent_dir, url, conf, log, reloads, threads, max_requests, max_seconds, reload_timeout,
  settle) = json.loads(sys.argv[1])
-log_offset = os.path.getsize(log)
-lock = threading.Lock()
-stop = threading.Event()
-records, seen = [], [0]
-t0 = time.monotonic()
+sys.path.insert(0, agent_dir)
+from traffic_agent import LoadGenerator
 
-def worker():
-    while not stop.is_set() and time.monotonic() - t0 < max_seconds:
-        with lock:
-            if len(records) >= max_requests:
-                return
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                status, body = response.status, response.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as exc:
-            status, body = exc.code, exc.read().decode("utf-8", "replace")
-        except Exception as exc:
-            status, body = 0, repr(exc)
-        found = re.search(r"^generation (\d+)$", body, re.M)
-        good = status == 200 and found is not None and body.rstrip().endswith("done")
-        with lock:
-            records.append([time.time(), status, int(found.group(1)) if found else None,
-                            good, "" if good else body[-300:]])
-            if found:
-                seen[0] = max(seen[0], int(found.group(1)))
+log_offset = os.path.getsize(log)
+load = LoadGenerator([url], version=r"^generation (\d+)$", end="done", threads=threads,
+                     max_requests=max_requests, max_seconds=max_seconds)
 
 def change_config(generation):
     with open(conf + ".tmp", "w") as handle:
         handle.write("SetEnv PYCGI_GENERATION %d\n" % generation)
     os.rename(conf + ".tmp", conf)
 
-pool = [threading.Thread(target=worker) for _ in range(threads)]
-for thread in pool:
-    thread.start()
-while len(records) < 10 and time.monotonic() - t0 < 10:
-    time.sleep(0.05)
+load.start()
+load.wait_for(10, 10)
+first = max((int(v) for v in load.versions), default=0)
 done, reload_errors, unseen = 0, [], None
-for generation in range(seen[0] + 1, seen[0] + reloads + 1):
-    if time.monotonic() - t0 > max_seconds - 3:
+for generation in range(first + 1, first + reloads + 1):
+    if load.elapsed() > max_seconds - 3:
         break
     change_config(generation)
     begin = time.monotonic()
@@ -103,32 +84,20 @@ for generation in range(seen[0] + 1, seen[0] + reloads + 1):
     if proc.returncode != 0:
         reload_errors.append(proc.stderr)
         break
-    while seen[0] < generation and time.monotonic() - begin < reload_timeout:
+    while not load.seen(str(generation)) and time.monotonic() - begin < reload_timeout:
         time.sleep(0.02)
-    if seen[0] < generation:
+    if not load.seen(str(generation)):
         unseen = generation
         break
     done += 1
     time.sleep(settle)
 time.sleep(0.5)
-stop.set()
-for thread in pool:
-    thread.join()
+load.stop()
 with open(log) as handle:
     handle.seek(log_offset)
     new_log = handle.read().splitlines()
-elapsed = time.monotonic() - t0
-print(json.dumps({
-    "reloads": done,
-    "reload_errors": reload_errors,
-    "unseen": unseen,
-    "requests": len(records),
-    "seconds": elapsed,
-    "generations": sorted({r[2] for r in records if r[2] is not None}),
-    "last": [r[2] for r in sorted(records)[-5:]],
-    "failures": [r for r in records if not r[3]],
-    "log": new_log,
-}))
+print(json.dumps({"reloads": done, "reload_errors": reload_errors, "unseen": unseen, "traffic": load.summary(),
+                  "log": new_log}))
 """
 
 # What mod_cgid logs when a request meets its CGI daemon while a graceful reload replaces it:
@@ -148,14 +117,10 @@ LOGGED_ERROR = re.compile(r"\[[a-z_0-9]+:(error|crit|alert|emerg)\]")
 @pytest.fixture(scope="module")
 def host():
     """A container of the test image with the generation script and Apache stopped."""
-    if not podman_available():
-        pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
-    container = Container.start(prefix="pycgi-reload")
-    try:
+    require_podman()
+    with Container.start(prefix="pycgi-reload") as container:
         container.put_file(SCRIPT, GENERATION_SCRIPT, mode=0o755)
         yield container
-    finally:
-        container.remove()
 
 
 def use_modules(host, disable, enable):
@@ -173,25 +138,29 @@ def use_modules(host, disable, enable):
 
 
 def reloads_under_traffic(host, capsys, label):
-    """Runs the driver; prints and returns its summary, after the checks every configuration
-    must pass: at least MIN_RELOADS reloads done, each of them seen in a response (the
-    configuration did change), the last responses from the last configuration."""
-    settings = [URL, CHANGED_CONF, ERROR_LOG, RELOADS, THREADS, MAX_REQUESTS, MAX_SECONDS, RELOAD_TIMEOUT,
-                SETTLE]
+    """Runs the driver; prints and returns its result (the generator's Summary under "traffic"),
+    after the checks every configuration must pass: at least MIN_RELOADS reloads done, each of
+    them seen in a response (the configuration did change), the last responses from the last
+    configuration."""
+    settings = [traffic.AGENT_DIR, URL, CHANGED_CONF, ERROR_LOG, RELOADS, THREADS, MAX_REQUESTS, MAX_SECONDS,
+                RELOAD_TIMEOUT, SETTLE]
+    traffic.install_agent(host)
     proc = host.exec("python3", "-c", DRIVER, json.dumps(settings), timeout=MAX_SECONDS + 60)
-    summary = json.loads(proc.stdout)
+    result = json.loads(proc.stdout)
+    summary = result["traffic"] = traffic.Summary(result["traffic"])
     with capsys.disabled():
-        print("\n%s: %d graceful reloads (config changes), %d requests in %.1f s (%.0f/s), %d failed"
-              % (label, summary["reloads"], summary["requests"], summary["seconds"],
-                 summary["requests"] / summary["seconds"], len(summary["failures"])))
-    assert summary["reload_errors"] == [], summary["reload_errors"]
-    assert summary["unseen"] is None, "generation %(unseen)s never showed in a response" % summary
-    assert summary["reloads"] >= MIN_RELOADS, "reloads done within the time bound: %(reloads)d" % summary
-    first = summary["generations"][0]
-    assert summary["generations"][-1] - first == summary["reloads"], summary["generations"]
-    assert set(summary["last"]) == {summary["generations"][-1]}, summary["last"]
-    assert summary["requests"] >= 10 * summary["reloads"], summary["requests"]
-    return summary
+        print("\n%s: %d graceful reloads (config changes); %s (%.0f/s)"
+              % (label, result["reloads"], summary.describe("traffic"), summary.served / summary.seconds))
+    assert result["reload_errors"] == [], result["reload_errors"]
+    assert result["unseen"] is None, "generation %(unseen)s never showed in a response" % result
+    assert result["reloads"] >= MIN_RELOADS, "reloads done within the time bound: %(reloads)d" % result
+    generations = sorted(int(version) for version in summary.versions if version is not None)
+    first = generations[0]
+    assert generations[-1] - first == result["reloads"], generations
+    last = [int(r.version) if r.version is not None else None for r in sorted(summary.records, key=lambda r: r.end)[-5:]]
+    assert set(last) == {generations[-1]}, last
+    assert summary.served >= 10 * result["reloads"], summary.served
+    return result
 
 
 def test_prefork_with_mod_cgi_fails_no_request_across_graceful_reloads(host, capsys):
@@ -202,9 +171,10 @@ def test_prefork_with_mod_cgi_fails_no_request_across_graceful_reloads(host, cap
     page, each change is seen in responses, and Apache logs no error."""
     loaded = use_modules(host, ["mpm_event", "mpm_worker", "cgid"], ["mpm_prefork", "cgi"])
     assert "mpm_prefork_module" in loaded and "cgi_module" in loaded and "cgid_module" not in loaded, loaded
-    summary = reloads_under_traffic(host, capsys, "prefork + mod_cgi")
-    assert summary["failures"] == [], summary["failures"][:5]
-    assert [line for line in summary["log"] if LOGGED_ERROR.search(line)] == []
+    result = reloads_under_traffic(host, capsys, "prefork + mod_cgi")
+    failures = result["traffic"].failed
+    assert failures == [], failures[:5]
+    assert [line for line in result["log"] if LOGGED_ERROR.search(line)] == []
 
 
 def test_event_with_mod_cgid_fails_only_requests_that_apache_logs_as_its_cgi_daemon_race(host, capsys):
@@ -215,15 +185,16 @@ def test_event_with_mod_cgid_fails_only_requests_that_apache_logs_as_its_cgi_dae
     AH10245, AH01257, AH01258 or AH02833): no failure of any other kind."""
     loaded = use_modules(host, ["mpm_prefork", "mpm_worker", "cgi"], ["mpm_event", "cgid"])
     assert "mpm_event_module" in loaded and "cgid_module" in loaded and "cgi_module" not in loaded, loaded
-    summary = reloads_under_traffic(host, capsys, "event + mod_cgid")
-    race = [line for line in summary["log"] if CGID_RESTART_RACE.search(line)]
-    refused = [f for f in summary["failures"] if f[1] == 503 and "Service Unavailable" in f[4]]
+    result = reloads_under_traffic(host, capsys, "event + mod_cgid")
+    failures = result["traffic"].failed
+    race = [line for line in result["log"] if CGID_RESTART_RACE.search(line)]
+    refused = [f for f in failures if f.status == 503 and "Service Unavailable" in f.tail]
     with capsys.disabled():
         print("  %d request(s) refused with 503 during %d reloads; %d daemon race line(s) in Apache's error log"
-              % (len(refused), summary["reloads"], len(race)))
-    others = [f for f in summary["failures"] if f not in refused]
+              % (len(refused), result["reloads"], len(race)))
+    others = [f for f in failures if f not in refused]
     assert others == [], others[:5]
     assert len(refused) <= len(race), (refused[:5], race[:5])
-    unexplained = [line for line in summary["log"] if LOGGED_ERROR.search(line) and not CGID_RESTART_RACE.search(line)
+    unexplained = [line for line in result["log"] if LOGGED_ERROR.search(line) and not CGID_RESTART_RACE.search(line)
                    and "AH01261" not in line]
     assert unexplained == [], unexplained[:5]

@@ -6,7 +6,6 @@ by `tools/build-image` and named by the PYCGI_TEST_IMAGE variable the Makefile e
 Modules and site.yml are run in the container through Ansible itself (the podman connection
 plugin), so what is tested is what a playbook does.
 """
-import collections
 import json
 import os
 import shutil
@@ -15,21 +14,10 @@ import tempfile
 import time
 import uuid
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONTAINERS_CONF = os.path.join(REPO_ROOT, "tools", "containers.conf")
-# The json_results callback, through which Ansible hands over its results.
-CALLBACK_PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
+import pytest
 
-# What an Ansible run against one container left: its exit code, its output (stdout, then
-# stderr), the result of the container's last task and its counts in the play recap (ok,
-# changed, failures, unreachable, skipped, rescued, ignored); None where Ansible recorded none.
-AnsibleRun = collections.namedtuple("AnsibleRun", "rc output result recap")
-
-
-def podman_env():
-    env = dict(os.environ)
-    env.setdefault("CONTAINERS_CONF", CONTAINERS_CONF)
-    return env
+# REPO_ROOT too, for the tests that import it from here.
+from harness.site import REPO_ROOT, container_host, hosts_of, podman_env, run_ansible, run_playbook  # noqa: F401
 
 
 def podman(*args, check=True, input=None, timeout=300):
@@ -52,6 +40,13 @@ def test_image():
 
 def podman_available():
     return shutil.which("podman") is not None and "PYCGI_TEST_IMAGE" in os.environ
+
+
+def require_podman():
+    """Fails the calling test where podman or the image is missing, rather than letting it pass
+    vacuously or skip."""
+    if not podman_available():
+        pytest.fail("container tests need podman and PYCGI_TEST_IMAGE: run them with `make container-tests`")
 
 
 # curl's `-w "\n%{http_code}"` output, from Python's standard library.
@@ -185,44 +180,14 @@ class Container:
 
         Returns an AnsibleRun: `rc`, `output`, and `recap`, this container's counts in the play
         recap (None when the play did not get that far)."""
-        return self._ansible(["ansible-playbook", "-e", json.dumps(extra_vars), "site.yml"], check_mode)
+        return run_playbook(hosts_of([self]), extra_vars=extra_vars, check_mode=check_mode).host(self.name)
 
     def _ansible(self, argv, check_mode=False, diff=False, user=None, host_vars=None):
         """Runs an Ansible command line (its inventory left out) from the repository root against
         this container alone, through the podman connection, as root or as `user`; returns an
         AnsibleRun."""
-        host = {
-            "ansible_connection": "containers.podman.podman",
-            "ansible_python_interpreter": "/usr/bin/python3",
-            # podman exec already runs as root; the image has no sudo.
-            "ansible_become": False,
-            # Fewer round trips per task through podman exec.
-            "ansible_pipelining": True,
-        }
-        if user:
-            host.update({"ansible_user": user, "ansible_remote_tmp": "/tmp/.ansible-%s" % user})
-        host.update(host_vars or {})
-        with tempfile.TemporaryDirectory() as workdir:
-            inventory = os.path.join(workdir, "inventory.json")
-            with open(inventory, "w") as handle:
-                json.dump({"webservers": {"hosts": {self.name: host}}}, handle)
-            results_file = os.path.join(workdir, "results.json")
-            env = podman_env()
-            env.update({
-                "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-                "ANSIBLE_CALLBACK_PLUGINS": CALLBACK_PLUGINS,
-                "ANSIBLE_CALLBACKS_ENABLED": "json_results",
-                "PYCGI_RESULTS_FILE": results_file,
-            })
-            cmd = argv + ["-i", inventory] + (["--check"] if check_mode else []) + (["--diff"] if diff else [])
-            proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600,
-                                  check=False)
-            recorded = {}
-            if os.path.exists(results_file):
-                with open(results_file) as handle:
-                    recorded = json.load(handle)
-        return AnsibleRun(proc.returncode, proc.stdout + proc.stderr,
-                          recorded.get("results", {}).get(self.name), recorded.get("recap", {}).get(self.name))
+        hosts = {self.name: container_host(self.name, user=user, **(host_vars or {}))}
+        return run_ansible(argv, hosts, check_mode=check_mode, diff=diff, timeout=600).host(self.name)
 
     def __enter__(self):
         return self

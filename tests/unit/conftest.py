@@ -58,6 +58,17 @@ def any_python(request):
     return request.param, INTERPRETERS[request.param]
 
 
+@pytest.fixture
+def layout(tmp_path):
+    """The release layout of a CGI root at tmp_path/host/cgi-bin (its metadata directory made)."""
+    from ansible_collections.pycgi.hosting.plugins.module_utils import _release
+
+    (tmp_path / "host").mkdir()
+    layout = _release.Layout(str(tmp_path / "host" / "cgi-bin"))
+    os.makedirs(layout.meta)
+    return layout
+
+
 def child_env(**extra):
     """An environment for interpreters the tests start: without the variables that stop or
     redirect bytecode writing (this machine sets PYTHONDONTWRITEBYTECODE)."""

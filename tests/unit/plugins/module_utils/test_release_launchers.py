@@ -13,14 +13,6 @@ from ansible_collections.pycgi.hosting.plugins.module_utils import _release as r
 from test_release_utils import make_tree, manifest_of
 
 
-@pytest.fixture
-def layout(tmp_path):
-    (tmp_path / "host").mkdir()
-    layout = rel.Layout(str(tmp_path / "host" / "cgi-bin"))
-    os.makedirs(layout.meta)
-    return layout
-
-
 SCRIPT = "#!/usr/bin/python3\nimport lib\nprint('Content-Type: text/plain')\nprint()\nprint('v', lib.V)\n"
 APP = {"report.py": SCRIPT, "lib.py": "V = 1\n", "tool.sh": "#!/bin/sh\necho hi\n", "notes.txt": "x\n"}
 MODES = {"report.py": 0o755, "tool.sh": 0o755}

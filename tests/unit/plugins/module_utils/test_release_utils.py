@@ -48,14 +48,6 @@ def push(layout, source, exclude=(), shared_paths=(), pycache_prefix=None):
     return release_id, plan, counts
 
 
-@pytest.fixture
-def layout(tmp_path):
-    (tmp_path / "host").mkdir()
-    layout = rel.Layout(str(tmp_path / "host" / "cgi-bin"))
-    os.makedirs(layout.meta)
-    return layout
-
-
 APP = {"hello.py": "#!/usr/bin/python3\nimport lib.util\nprint(lib.util.VERSION)\n",
        "lib/__init__.py": "", "lib/util.py": "VERSION = 1\n", "static/readme.txt": "hi\n"}
 
