@@ -99,7 +99,7 @@ options:
       - V(rolled_back) makes live the release that was live before the current one (no transfer); run again,
         it changes nothing, it does not walk further back. With O(release), that release.
       - V(discarded) deals with the release O(release) whose checks failed after O(state=prepared) (a compile,
-        owner or label step): one that has never been live is removed; one that has been (the live one, or one a
+        owner or label step). One that has never been live is removed; one that has been (the live one, or one a
         rollback may go back to) is kept and its record marked with O(reason). Either way the failure is logged
         in C(.meta/failures.json). Run again, it changes nothing. The live release is never touched.
     type: str
