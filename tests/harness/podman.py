@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 # REPO_ROOT too, for the tests that import it from here.
-from harness.site import REPO_ROOT, container_host, hosts_of, podman_env, run_ansible, run_playbook  # noqa: F401
+from harness.site import REPO_ROOT, container_host, hosts_of, podman_env, run_ansible, run_playbook  # noqa: F401 pylint: disable=unused-import
 
 
 def podman(*args, check=True, input=None, timeout=300):

@@ -51,7 +51,7 @@ class LoadGenerator:
 
     def start(self):
         self._t0 = time.monotonic()
-        self._pool = [threading.Thread(target=self._worker) for _ in range(self.threads)]
+        self._pool = [threading.Thread(target=self._worker) for _index in range(self.threads)]
         for thread in self._pool:
             thread.start()
 
