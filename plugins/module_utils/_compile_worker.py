@@ -126,11 +126,14 @@ CACHE_TAG = sys.implementation.cache_tag
 HASH_PYC = sys.version_info >= (3, 7)
 HEADER_LEN = 16 if HASH_PYC else 12
 # Forking pays off only with enough to compile: a fork, the per-process file handling and
-# reading the results back cost about as much as compiling a few dozen small modules.
-# Work is weighed as source bytes plus a fixed cost per .pyc written.
+# reading the results back have a fixed cost that the compile work must outweigh. Work is
+# weighed as source bytes plus a fixed cost per .pyc written. Benchmark B1 (cold precompile
+# against compileall -j0 and -j1, benchmarks/results/latest.md) holds the timings these
+# thresholds are checked against.
 PER_PYC_WEIGHT = 4096
 PARALLEL_MIN_WEIGHT = 96 * PER_PYC_WEIGHT
-# Reading headers costs a few microseconds per source: only a large tree pays for a fork.
+# Reading a header is cheap next to a fork: only a large tree pays for one (benchmark B2, the
+# no-change re-run against the floor walk, benchmarks/results/latest.md).
 PARALLEL_MIN_SOURCES = 2000
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | O_CLOEXEC
