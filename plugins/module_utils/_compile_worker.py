@@ -487,11 +487,11 @@ def compile_items(job: "Job", items: "Sequence[PlanItem]") -> "Compiled":
                         dir_failed = True
                         written = False
                 if written and not check:
-                    assert dir_fd is not None  # opened above, or written is False
                     if header is None:
                         header = hash_header(flags, data) if flags else timestamp_header(*meta)
                     try:
-                        write_pyc(dir_fd, pyc, header + marshal.dumps(code), fix_mode, mode)
+                        # dir_fd is open here: opened above, or written is False.
+                        write_pyc(dir_fd, pyc, header + marshal.dumps(code), fix_mode, mode)  # type: ignore[arg-type]
                     except OSError as exc:
                         errors.append([os.path.join(cache_dir, pyc), None, "cannot write: %s" % (exc.strerror or exc)])
                         written = False

@@ -23,7 +23,7 @@ import os
 import pwd
 import shutil
 import stat
-from typing import TYPE_CHECKING, Any, Callable, Collection, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Collection, NamedTuple, Sequence, cast
 
 from ansible_collections.pycgi.hosting.plugins.module_utils import _precompile
 from ansible_collections.pycgi.hosting.plugins.module_utils._apache import (
@@ -219,11 +219,11 @@ def resolve_interpreters(
 
 def start_inspectors(
     requests: Sequence[tuple[str, str]],
-) -> tuple[list[tuple[Interpreter, _Worker | None]], list[str]]:
+) -> tuple[list[tuple[Interpreter, _Worker]], list[str]]:
     """``([(Interpreter, worker)], problems)``: the inspector started and probed under each
     requested interpreter that works, one per executable."""
     program = inspector_program()
-    chosen: list[tuple[Interpreter, _Worker | None]] = []
+    chosen: list[tuple[Interpreter, _Worker]] = []
     problems: list[str] = []
     seen: set[str] = set()
     executables: set[str] = set()
@@ -247,14 +247,14 @@ def start_inspectors(
             executables.add(executable)
             chosen.append((interp, worker))
     except BaseException:
-        _precompile.stop(worker for _interp, worker in chosen if worker is not None)
+        _precompile.stop(worker for _interp, worker in chosen)
         raise
     return chosen, problems
 
 
 def freshness(
     tree: Tree,
-    chosen: list[tuple[Interpreter, _Worker | None]],
+    chosen: list[tuple[Interpreter, _Worker]],
     optimize: Sequence[int],
     limit: int,
     pycache_prefix: str | None = None,
@@ -267,10 +267,10 @@ def freshness(
     ).encode("ascii")
     reports: list[Report] = []
     problems: list[str] = []
+    given = 0
     try:
         for index, (interp, worker) in enumerate(chosen):
-            chosen[index] = (interp, None)
-            assert worker is not None
+            given = index + 1
             try:
                 result: Report = worker.run(job)  # type: ignore[assignment]  # the inspector's result
             except PrecompileError as exc:
@@ -292,7 +292,7 @@ def freshness(
                 )
             )
     finally:
-        _precompile.stop(worker for _interp, worker in chosen if worker is not None)
+        _precompile.stop(worker for _interp, worker in chosen[given:])
     return reports, problems
 
 
@@ -602,7 +602,7 @@ def selinux_report(
     policy = selinux_policy(read_text)
     if policy is None:
         return {"available": False, "reason": "no SELinux policy installed (SELINUXTYPE in %s)" % SELINUX_CONFIG}
-    assert run is not None  # given with matchpathcon
+    run = cast("Run", run)  # given with matchpathcon
     tally = _LabelTally(tree.root)
     scan, method_reason = label_scan(tree.root, policy, read_text, tally)
     cache_probes = [probe.path for probe in probes(tree.root) if probe.kind == "cache" and probe.mode == "dir"]

@@ -28,7 +28,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 if TYPE_CHECKING:
     # ``syntax_check(first_line, module_data, original_length, display_name)`` -> warnings
@@ -122,9 +122,8 @@ class Action:
         self.label_from = label_from
 
     def attrs(self) -> tuple[int, int, int]:
-        """``(uid, gid, mode)`` of a "write" or "attrs" step."""
-        assert self.uid is not None and self.gid is not None and self.mode is not None
-        return self.uid, self.gid, self.mode
+        """``(uid, gid, mode)`` of a "write" or "attrs" step (which sets all three)."""
+        return cast("tuple[int, int, int]", (self.uid, self.gid, self.mode))
 
 
 class Plan:
@@ -283,10 +282,9 @@ def check_module_name(name: str) -> None:
 
 def resolve_interpreter(first_line: bytes) -> str | None:
     """The path of the interpreter a shebang names on this host, or None when it is not found."""
-    found = shebang_interpreter(first_line)
-    assert found is not None  # a python shebang (checked before)
-    program = os.fsdecode(found[0])
-    on_path = found[1]
+    # A python shebang: checked before.
+    found, on_path = cast("tuple[bytes, bool]", shebang_interpreter(first_line))
+    program = os.fsdecode(found)
     if on_path:
         return shutil.which(program)
     return program if os.access(program, os.X_OK) else None
@@ -450,7 +448,7 @@ def plan(
     current_module, original = _script_code(path, script_name, script, launched)
     target_module = current_module if launched == module_name else read_state(module_path)
     if state == "absent":
-        _plan_absent(result, script, script_name, launched, current_module, target_module, original)
+        _plan_absent(result, script, script_name, current_module, target_module, original)
     else:
         _plan_present(
             result, script, script_name, module_name, launched, current_module, target_module, original, syntax_check
@@ -500,15 +498,14 @@ def _plan_absent(
     result: Plan,
     script: FileState,
     script_name: str,
-    launched: str | None,
     current_module: FileState | None,
     target_module: FileState | None,
     original: bytes,
 ) -> None:
     """state=absent: the code goes back to the script, the moved module and its caches go."""
     path = result.launcher
-    if launched:
-        assert current_module is not None
+    # current_module: the module the launcher runs, None when the script is not a launcher.
+    if current_module is not None:
         result.rewrites_script = True
         result.actions.append(Action("write", path, original, script.uid, script.gid, script.mode, label_from=path))
         _add_diff(result, path, script.data, original)
@@ -564,8 +561,8 @@ def _plan_present(
         )
         _add_diff(result, path, script.data, wanted_launcher)
 
-    if launched and launched != module_name:
-        assert current_module is not None
+    if current_module is not None and launched != module_name:
+        # The launcher ran another module: it goes.
         _plan_removal(result, current_module)
 
 
@@ -665,8 +662,7 @@ def apply(plan_: Plan) -> None:
         for action in plan_.actions:
             before = read_state(action.path)
             if action.kind == "write":
-                assert action.data is not None
-                write_atomic(action.path, action.data, *action.attrs(), label_from=action.label_from)
+                write_atomic(action.path, cast(bytes, action.data), *action.attrs(), label_from=action.label_from)
             elif action.kind == "attrs":
                 set_attrs(action.path, *action.attrs())
             else:

@@ -19,7 +19,7 @@ import grp
 import os
 import pwd
 import stat
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, cast
 
 if TYPE_CHECKING:
     # What os.scandir returns (a context manager iterating over os.DirEntry).
@@ -212,7 +212,8 @@ class _Walk:
                         frames.pop()
                         try:
                             if slot is not None:
-                                self.leave(fd, path, st, mode, slot)
+                                # A directory with a slot was settled: st and mode are set (enter).
+                                self.leave(fd, path, cast(os.stat_result, st), cast(int, mode), slot)
                         finally:
                             os.close(fd)
                         continue
@@ -265,9 +266,8 @@ class _Walk:
             raise
         frames.append((fd, path, in_cache, iter(subdirs), slot, st, mode))
 
-    def leave(self, fd: int, path: str, st: os.stat_result | None, mode: int | None, slot: int) -> None:
+    def leave(self, fd: int, path: str, st: os.stat_result, mode: int, slot: int) -> None:
         """Gives the directory open as ``fd`` its owner and ``mode``, after its contents."""
-        assert st is not None and mode is not None  # a directory with a slot was settled (enter)
         if not self.check_mode:
             try:
                 if st.st_uid != self.uid or st.st_gid != self.gid:

@@ -21,7 +21,7 @@ import select
 import shutil
 import subprocess
 import time
-from typing import TYPE_CHECKING, Any, Collection, Iterable, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Iterable, NamedTuple, Optional, Sequence, cast
 
 from ansible_collections.pycgi.hosting.plugins.module_utils import _compile_worker
 from ansible_collections.pycgi.hosting.plugins.module_utils._pytree import Tree, entry_scripts, parse_pyc_name, walk
@@ -141,7 +141,7 @@ def interpreter_requests(
         return [(path, "listed in interpreters") for path in interpreters]
     if search_path is None:
         search_path = os.environ.get("PATH", os.defpath)
-    assert tree is not None
+    tree = cast(Tree, tree)  # given when interpreters are not
     requests: list[tuple[str, list[str]]] = []
     seen: dict[str, int] = {}
     for script in tree.entry_scripts:
@@ -196,8 +196,7 @@ class _Worker:
 
     def read_probe(self, deadline: float) -> dict[str, Any]:
         line = b""
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
+        fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
         while not line.endswith(b"\n"):
             ready = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]
             if not ready:
@@ -714,7 +713,7 @@ def _job(tree: Tree, module_trees: Sequence[Tree], options: Options) -> bytes:
 
 
 def _compile_all(
-    chosen: list[tuple[Interpreter, _Worker | None]],
+    chosen: Sequence[tuple[Interpreter, _Worker]],
     tree: Tree,
     module_trees: dict[str, list[Tree]],
     options: Options,
@@ -723,13 +722,12 @@ def _compile_all(
     """Gives each chosen interpreter's program its job, in order, and gathers the results.
 
     A program that fails after others wrote caches raises PrecompileError listing what was
-    compiled. ``chosen`` is updated as programs finish: every one still running is stopped on
-    the way out.
+    compiled. Every program that has not finished is stopped on the way out.
     """
     outcome = _Outcome(tree, {(err_path, None, message): [] for err_path, message in tree.errors})
+    finished = 0
     try:
         for index, (interp, worker) in enumerate(chosen):
-            assert worker is not None
             try:
                 result = worker.run(_job(outcome.tree, module_trees.get(interp.path, ()), options))
             except PrecompileError as exc:
@@ -740,7 +738,7 @@ def _compile_all(
                     "compiled)" % (exc, len(outcome.compiled)),
                     outcome.compiled,
                 )
-            chosen[index] = (interp, None)
+            finished = index + 1
             if module_trees:
                 result = _split_module_results(
                     result, interp, module_trees.get(interp.path, ()), outcome.modules_report
@@ -752,7 +750,7 @@ def _compile_all(
                 )
             outcome.add(interp, result)
     finally:
-        stop(worker for _interp, worker in chosen if worker is not None)
+        stop(worker for _interp, worker in chosen[finished:])
     return outcome
 
 
@@ -788,7 +786,7 @@ def _diff(outcome: _Outcome, pycache_prefix: str | None) -> Diff:
 
 
 def _result(
-    outcome: _Outcome, chosen: Sequence[tuple[Interpreter, _Worker | None]], pruned: list[str], levels: Sequence[int]
+    outcome: _Outcome, chosen: Sequence[tuple[Interpreter, _Worker]], pruned: list[str], levels: Sequence[int]
 ) -> PrecompileResult:
     tree = outcome.tree
     total, fresh = _count_fresh(tree, outcome.not_fresh, outcome.failed_dirs)
@@ -858,15 +856,14 @@ def precompile(
     tree, started = _walk_and_launch(
         path, interpreters, exclude, search_path, interpreter_modules, follow_outside_links
     )
-    checked = check_interpreters(started, invalidation_mode, pycache_prefix)
-    chosen: list[tuple[Interpreter, _Worker | None]] = list(checked)
+    chosen = check_interpreters(started, invalidation_mode, pycache_prefix)
     module_trees: dict[str, list[Tree]] = {}
     if interpreter_modules:
-        assert pycache_prefix is not None  # refused without one (_check_options)
         try:
-            module_trees = _walk_module_dirs(checked, tree.root, pycache_prefix)
+            # A pycache_prefix is given (_check_options refuses interpreter_modules without one).
+            module_trees = _walk_module_dirs(chosen, tree.root, cast(str, pycache_prefix))
         except BaseException:
-            stop(worker for _interp, worker in checked)
+            stop(worker for _interp, worker in chosen)
             raise
 
     outcome = _compile_all(chosen, tree, module_trees, options, bool(interpreters))
