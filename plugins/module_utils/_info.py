@@ -23,6 +23,7 @@ import os
 import pwd
 import shutil
 import stat
+from typing import TYPE_CHECKING, Any, Callable, Collection, NamedTuple, Sequence, cast
 
 from ansible_collections.pycgi.hosting.plugins.module_utils import _precompile
 from ansible_collections.pycgi.hosting.plugins.module_utils._apache import (
@@ -64,11 +65,22 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._selinux import (
     selinux_status,
 )
 
+if TYPE_CHECKING:
+    from ansible_collections.pycgi.hosting.plugins.module_utils._precompile import Interpreter, _Worker
+    from ansible_collections.pycgi.hosting.plugins.module_utils._pytree import Tree
+
+    # A part of the report (see the module's RETURN): JSON, as the module returns it.
+    Report = dict[str, Any]
+    # run(argv) -> (rc, stdout, stderr)
+    Run = Callable[[list[str]], tuple[int, str, str]]
+    # read_text(path) -> the file's text, or None
+    ReadText = Callable[[str], "str | None"]
+
 CACHE_MODES = ("writable", "readonly", "prefix")
 LIST_LIMIT = 50
 # Paths whose labels are compared with the policy when the contexts cannot be decided from the
-# policy's rules here: every directory, then files evenly spread. matchpathcon costs about 30 ms
-# a call plus 40 us a path.
+# policy's rules here: every directory, then files evenly spread. Each matchpathcon run loads
+# the whole policy before it answers for its paths, so paths are asked in large batches.
 SELINUX_SAMPLE = 2000
 MATCHPATHCON_BATCH = 2000
 SELINUX_CONFIG = "/etc/selinux/config"
@@ -168,20 +180,26 @@ class InfoError(Exception):
     """A request that cannot be answered at all (bad path or option)."""
 
 
-Identity = collections.namedtuple("Identity", ["user", "group", "uid", "gids"])
+class Identity(NamedTuple):
+    user: str
+    group: str
+    uid: int
+    gids: frozenset[int]
 
 
-def capped(items, limit):
+def capped(items: Sequence[Any], limit: int) -> Report:
     """``{"count": n, "paths": first limit items}``."""
     return {"count": len(items), "paths": items[:limit]}
 
 
-def inspector_program():
+def inspector_program() -> str:
     """The program each interpreter runs: the compile program's source, then the inspector."""
     return "WORKER = %r\n%s" % (worker_source(), _INSPECTOR)
 
 
-def resolve_interpreters(tree, interpreters=None, search_path=None):
+def resolve_interpreters(
+    tree: Tree, interpreters: Sequence[str] | None = None, search_path: str | None = None
+) -> tuple[list[tuple[str, str]], list[str]]:
     """``([(path, named_by)], problems)``: the interpreters ``precompile`` would use.
 
     Where a ``#!/usr/bin/env NAME`` names a command that is not on PATH, ``precompile`` stops;
@@ -191,16 +209,24 @@ def resolve_interpreters(tree, interpreters=None, search_path=None):
         return interpreter_requests(tree, interpreters, search_path), []
     except PrecompileError as exc:
         path = os.environ.get("PATH", os.defpath) if search_path is None else search_path
-        runnable = [script for script in tree.entry_scripts
-                    if os.path.isabs(script.command) or shutil.which(script.command, path=path)]
+        runnable = [
+            script
+            for script in tree.entry_scripts
+            if os.path.isabs(script.command) or shutil.which(script.command, path=path)
+        ]
         return interpreter_requests(tree._replace(entry_scripts=runnable), None, path), [str(exc)]
 
 
-def start_inspectors(requests):
+def start_inspectors(
+    requests: Sequence[tuple[str, str]],
+) -> tuple[list[tuple[Interpreter, _Worker]], list[str]]:
     """``([(Interpreter, worker)], problems)``: the inspector started and probed under each
     requested interpreter that works, one per executable."""
     program = inspector_program()
-    chosen, problems, seen, executables = [], [], set(), set()
+    chosen: list[tuple[Interpreter, _Worker]] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    executables: set[str] = set()
     try:
         for path, named_by in requests:
             real = os.path.realpath(path)
@@ -226,32 +252,51 @@ def start_inspectors(requests):
     return chosen, problems
 
 
-def freshness(tree, chosen, optimize, limit, pycache_prefix=None):
+def freshness(
+    tree: Tree,
+    chosen: list[tuple[Interpreter, _Worker]],
+    optimize: Sequence[int],
+    limit: int,
+    pycache_prefix: str | None = None,
+) -> tuple[list[Report], list[str]]:
     """``(reports, problems)``: per interpreter, counts of fresh, stale and missing caches
     (in the ``pycache_prefix`` tree when given) and capped lists of the stale and missing
     ones. Every inspector is ended."""
-    job = json.dumps({"dirs": tree.sources, "optimize": list(optimize), "limit": limit,
-                      "pycache_prefix": pycache_prefix}).encode("ascii")
-    reports, problems = [], []
+    job = json.dumps(
+        {"dirs": tree.sources, "optimize": list(optimize), "limit": limit, "pycache_prefix": pycache_prefix}
+    ).encode("ascii")
+    reports: list[Report] = []
+    problems: list[str] = []
+    given = 0
     try:
         for index, (interp, worker) in enumerate(chosen):
-            chosen[index] = (interp, None)
+            given = index + 1
             try:
-                result = worker.run(job)
+                result: Report = worker.run(job)  # type: ignore[assignment]  # the inspector's result
             except PrecompileError as exc:
                 problems.append(str(exc))
                 continue
-            errors = [{"path": path, "msg": msg if line is None else "line %d: %s" % (line, msg)}
-                      for path, line, msg in result.pop("errors")]
-            reports.append(dict(result, path=interp.path, version=interp.probe["version"],
-                                cache_tag=interp.probe["cache_tag"], named_by=interp.named_by,
-                                errors=errors[:limit], error_count=len(errors)))
+            errors = [
+                {"path": path, "msg": msg if line is None else "line %d: %s" % (line, msg)}
+                for path, line, msg in result.pop("errors")
+            ]
+            reports.append(
+                dict(
+                    result,
+                    path=interp.path,
+                    version=interp.probe["version"],
+                    cache_tag=interp.probe["cache_tag"],
+                    named_by=interp.named_by,
+                    errors=errors[:limit],
+                    error_count=len(errors),
+                )
+            )
     finally:
-        _precompile.stop(worker for _interp, worker in chosen if worker is not None)
+        _precompile.stop(worker for _interp, worker in chosen[given:])
     return reports, problems
 
 
-def leftovers(tree, cache_tags, limit, pycache_prefix=None):
+def leftovers(tree: Tree, cache_tags: Collection[str], limit: int, pycache_prefix: str | None = None) -> Report:
     """Orphans (source gone), caches of tags no interpreter uses, temporary files."""
     present_tags = set(cache_tags)
     for _cache_dir, names in tree.pycache:
@@ -263,9 +308,10 @@ def leftovers(tree, cache_tags, limit, pycache_prefix=None):
     gone = set(path for path, _reason in prune_candidates(tree, present_tags, pycache_prefix))
     temporary = sorted(path for path in gone if path.endswith(TMP_SUFFIX))
     orphans = sorted(path for path in gone if not path.endswith(TMP_SUFFIX))
-    foreign = sorted(path for path, _reason in prune_candidates(tree, set(cache_tags), pycache_prefix)
-                     if path not in gone)
-    by_tag = collections.Counter(parse_pyc_name(os.path.basename(path))[1] for path in foreign)
+    foreign = sorted(
+        path for path, _reason in prune_candidates(tree, set(cache_tags), pycache_prefix) if path not in gone
+    )
+    by_tag = collections.Counter(parse_pyc_name(os.path.basename(path))[1] for path in foreign)  # type: ignore[index]
     return {
         "orphans": capped(orphans, limit),
         "foreign_tags": dict(capped(foreign, limit), tags=dict(sorted(by_tag.items()))),
@@ -273,22 +319,23 @@ def leftovers(tree, cache_tags, limit, pycache_prefix=None):
     }
 
 
-def count_lines(data):
+def count_lines(data: bytes) -> int:
     """Lines of a file's content, a last line without a newline included."""
     return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
-def entry_script_report(tree, limit):
+def entry_script_report(tree: Tree, limit: int) -> Report:
     """The scripts Python compiles on every request, largest first, with their sizes."""
-    scripts = []
+    scripts: list[Report] = []
     for script in tree.entry_scripts:
         try:
             with open(script.path, "rb") as handle:
                 data = handle.read()
         except OSError:
             continue
-        scripts.append({"path": script.path, "lines": count_lines(data), "bytes": len(data),
-                        "interpreter": script.command})
+        scripts.append(
+            {"path": script.path, "lines": count_lines(data), "bytes": len(data), "interpreter": script.command}
+        )
     scripts.sort(key=lambda item: (-item["lines"], item["path"]))
     return {
         "count": len(scripts),
@@ -298,7 +345,7 @@ def entry_script_report(tree, limit):
     }
 
 
-def web_identity(owner=None, group=None):
+def web_identity(owner: str | None = None, group: str | None = None) -> Identity | None:
     """The web server user as an :class:`Identity` (its supplementary groups included), or
     None when no owner is given and the host has no web server user."""
     owner = owner or default_web_user()
@@ -325,7 +372,7 @@ def web_identity(owner=None, group=None):
     return Identity(owner, group, uid, frozenset(gids))
 
 
-def allows(st, identity, wanted):
+def allows(st: os.stat_result, identity: Identity, wanted: int) -> bool:
     """Whether the permission bits of ``st`` give ``identity`` every access in ``wanted``
     (READ|WRITE|SEARCH bits). ACLs and capabilities other than root's are not considered."""
     if identity.uid == 0:
@@ -339,11 +386,11 @@ def allows(st, identity, wanted):
     return bits & wanted == wanted
 
 
-def blocked_ancestor(root, identity):
+def blocked_ancestor(root: str, identity: Identity) -> str | None:
     """The first directory from ``/`` down to ``root`` that the user cannot search, or None."""
     parts = [part for part in root.split(os.sep) if part]
     path = os.sep
-    for part in [None] + parts:
+    for part in [None, *parts]:
         if part is not None:
             path = os.path.join(path, part)
         try:
@@ -355,7 +402,9 @@ def blocked_ancestor(root, identity):
     return None
 
 
-def access_report(tree, identity, cache_tags, cache_mode, limit):
+def access_report(
+    tree: Tree, identity: Identity | None, cache_tags: Collection[str], cache_mode: str, limit: int
+) -> Report:
     """What the permission bits keep the web server user from: caches it cannot write
     (writable mode), ``.pyc`` files it cannot read, source directories without a
     ``__pycache__`` where it cannot create one (writable mode), and (readonly mode) caches in
@@ -363,7 +412,10 @@ def access_report(tree, identity, cache_tags, cache_mode, limit):
     in its place."""
     if identity is None:
         return {"checked": False, "reason": "no owner given and neither apache nor www-data exists on this host"}
-    not_writable, not_readable, not_creatable, replaceable = [], [], [], []
+    not_writable: list[str] = []
+    not_readable: list[str] = []
+    not_creatable: list[str] = []
+    replaceable: list[str] = []
     writable = cache_mode != "readonly"
     cache_dirs = set()
     for cache_dir, names in tree.pycache:
@@ -415,7 +467,7 @@ def access_report(tree, identity, cache_tags, cache_mode, limit):
     }
 
 
-def _replaceable(cache_dir, cache_st, identity):
+def _replaceable(cache_dir: str, cache_st: os.stat_result, identity: Identity) -> bool:
     """Whether ``identity`` may rename the cache directory away (and make its own in its place):
     it may write to the directory above it, and that directory's sticky bit, if any, does not
     stop it (the user owns the cache or the directory)."""
@@ -432,7 +484,7 @@ def _replaceable(cache_dir, cache_st, identity):
     return True
 
 
-def selinux_policy(read_text):
+def selinux_policy(read_text: ReadText) -> str | None:
     """The SELINUXTYPE whose file contexts are installed, or None."""
     policy = parse_key_values(read_text(SELINUX_CONFIG) or "").get("SELINUXTYPE")
     if policy and os.path.exists(file_contexts_path(policy)):
@@ -440,7 +492,7 @@ def selinux_policy(read_text):
     return None
 
 
-def disk_label(path):
+def disk_label(path: str) -> str | None:
     """The ``security.selinux`` attribute of ``path`` (not followed), None when it has none."""
     try:
         value = os.getxattr(path, SELINUX_XATTR, follow_symlinks=False)
@@ -451,7 +503,7 @@ def disk_label(path):
     return value.rstrip(b"\0").decode("utf-8", "replace")
 
 
-def sample_paths(tree, size):
+def sample_paths(tree: Tree, size: int) -> tuple[list[str], int]:
     """``(sampled paths, total)``: every directory of the tree (root, source directories,
     caches), then files evenly spread, at most ``size`` in all."""
     directories = [tree.root] + [d for d, _n in tree.sources if d != tree.root] + [c for c, _n in tree.pycache]
@@ -469,17 +521,19 @@ def sample_paths(tree, size):
     return [path for path in chosen if "\n" not in path and "\t" not in path], total
 
 
-def policy_labels(matchpathcon, run, paths, mode=None):
+def policy_labels(matchpathcon: str, run: Run, paths: list[str], mode: str | None = None) -> dict[str, str]:
     """{path: context} the policy gives, from ``matchpathcon`` in batches."""
-    found = {}
+    found: dict[str, str] = {}
     for start in range(0, len(paths), MATCHPATHCON_BATCH):
-        argv = [matchpathcon] + (["-m", mode] if mode else []) + paths[start:start + MATCHPATHCON_BATCH]
+        argv = [matchpathcon] + (["-m", mode] if mode else []) + paths[start : start + MATCHPATHCON_BATCH]
         _rc, out, _err = run(argv)
         found.update(parse_matchpathcon(out))
     return found
 
 
-def label_scan(root, policy, read_text, observe=None):
+def label_scan(
+    root: str, policy: str, read_text: ReadText, observe: Callable[..., None] | None = None
+) -> tuple[Any, str | None]:
     """``(scan, None)``: every label at and below ``root`` compared with the context the
     policy's rules give it (``_selinux.root_labels`` and ``scan_labels``, as selinux_context
     does before a relabel; ``observe`` as there); or ``(None, reason)`` when the contexts
@@ -497,20 +551,21 @@ def label_scan(root, policy, read_text, observe=None):
     return scan, None
 
 
-class _LabelTally(object):
+class _LabelTally:
     """What a label scan found, judged by type as the sampled check judges (a label that
     differs in its user, role or range only is no finding): the root's type, how many cache
     paths (a __pycache__ directory or below one) have each type, the paths labeled with
     another type (``{path, type, expected}``) and those without a label."""
 
-    def __init__(self, root):
+    def __init__(self, root: str) -> None:
         self.root = path_bytes(root)
-        self.root_type = None
-        self.cache_types = collections.Counter()
-        self.mismatched, self.unlabeled = [], []
+        self.root_type: str | None = None
+        self.cache_types: collections.Counter[str] = collections.Counter()
+        self.mismatched: list[dict[str, Any]] = []
+        self.unlabeled: list[str] = []
         self.marker = path_bytes(os.sep + PYCACHE + os.sep)
 
-    def __call__(self, path, label, context):
+    def __call__(self, path: bytes, label: bytes | None, context: Any) -> None:
         kind = context_type(path_text(label)) if label is not None else None
         if path == self.root:
             self.root_type = kind
@@ -524,7 +579,14 @@ class _LabelTally(object):
             self.mismatched.append({"path": path_text(path), "type": kind, "expected": context_type(context)})
 
 
-def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAMPLE):
+def selinux_report(
+    tree: Tree,
+    matchpathcon: str | None,
+    run: Run | None,
+    read_text: ReadText,
+    limit: int,
+    sample: int = SELINUX_SAMPLE,
+) -> Report:
     """Labels on disk against the policy's, and the types of the root and its caches.
     ``run(argv)`` returns ``(rc, stdout, stderr)``.
 
@@ -533,15 +595,19 @@ def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAM
     answers for the root and its cache). Where the rules cannot be evaluated here, or
     matchpathcon disagrees, a sample of the tree is compared with matchpathcon's answers."""
     if not matchpathcon:
-        return {"available": False, "reason": "matchpathcon not found (package selinux-utils on Debian, "
-                                              "libselinux-utils on RedHat)"}
+        return {
+            "available": False,
+            "reason": "matchpathcon not found (package selinux-utils on Debian, libselinux-utils on RedHat)",
+        }
     policy = selinux_policy(read_text)
     if policy is None:
         return {"available": False, "reason": "no SELinux policy installed (SELINUXTYPE in %s)" % SELINUX_CONFIG}
+    run = cast("Run", run)  # given with matchpathcon
     tally = _LabelTally(tree.root)
     scan, method_reason = label_scan(tree.root, policy, read_text, tally)
     cache_probes = [probe.path for probe in probes(tree.root) if probe.kind == "cache" and probe.mode == "dir"]
-    expected = {}
+    expected: dict[str, str] = {}
+    method: Report
     if scan:
         # matchpathcon for the root, its cache and one path of each rule that decided a path.
         confirm = [(path_text(path), path_text(context)) for path, context in scan.samples.values()]
@@ -550,8 +616,11 @@ def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAM
         expected = policy_labels(matchpathcon, run, list(collections.OrderedDict.fromkeys(asked)))
         for path, context in confirm:
             if context_type(expected.get(path)) != context_type(context):
-                scan, method_reason = None, "matchpathcon gives %s the type %s, not %s" % (
-                    path, context_type(expected.get(path)), context_type(context))
+                scan, method_reason = (
+                    None,
+                    "matchpathcon gives %s the type %s, not %s"
+                    % (path, context_type(expected.get(path)), context_type(context)),
+                )
                 break
     if scan:
         root_type, cache_types = tally.root_type, tally.cache_types
@@ -570,25 +639,33 @@ def selinux_report(tree, matchpathcon, run, read_text, limit, sample=SELINUX_SAM
         probe_labels = {cache_probes[0]: expected[cache_probes[0]]}
     else:
         probe_labels = policy_labels(matchpathcon, run, cache_probes, mode="dir")
-    return dict({
-        "available": True,
-        "status": selinux_status(read_text(ENFORCE_FILE)),
-        "policy": policy,
-        "root": {"path": tree.root, "type": root_type, "expected": context_type(expected.get(tree.root))},
-        "caches": {"expected": context_type(probe_labels.get(cache_probes[0])),
-                   "types": dict(sorted(cache_types.items()))},
-        "checked": checked,
-        "total": total,
-        "mismatched": {"count": len(mismatched), "paths": mismatched[:limit]},
-        "unlabeled": capped(unlabeled, limit),
-    }, **method)
+    return dict(
+        {
+            "available": True,
+            "status": selinux_status(read_text(ENFORCE_FILE)),
+            "policy": policy,
+            "root": {"path": tree.root, "type": root_type, "expected": context_type(expected.get(tree.root))},
+            "caches": {
+                "expected": context_type(probe_labels.get(cache_probes[0])),
+                "types": dict(sorted(cache_types.items())),
+            },
+            "checked": checked,
+            "total": total,
+            "mismatched": {"count": len(mismatched), "paths": mismatched[:limit]},
+            "unlabeled": capped(unlabeled, limit),
+        },
+        **method,
+    )
 
 
-def _sample_findings(root, paths, expected):
+def _sample_findings(
+    root: str, paths: list[str], expected: dict[str, str]
+) -> tuple[str | None, collections.Counter[str], int, list[dict[str, Any]], list[str]]:
     """``(root type, cache types, checked, mismatched, unlabeled)`` of the sampled ``paths``
     against matchpathcon's answers ``expected``."""
-    mismatched, unlabeled = [], []
-    cache_types = collections.Counter()
+    mismatched: list[dict[str, Any]] = []
+    unlabeled: list[str] = []
+    cache_types: collections.Counter[str] = collections.Counter()
     root_type = None
     checked = 0
     for path in paths:
@@ -612,10 +689,15 @@ def _sample_findings(root, paths, expected):
     return root_type, cache_types, checked, mismatched, unlabeled
 
 
-def apache_report(path, config=None, exists=os.path.exists, pycache_prefix=None):
+def apache_report(
+    path: str,
+    config: str | None = None,
+    exists: Callable[[str], bool] = os.path.exists,
+    pycache_prefix: str | None = None,
+) -> Report:
     """Whether the pycgi ``__pycache__`` block for the root is in the Apache config, and
     whether it is the one ``httpd_pycache`` writes (with or without bytecode writes)."""
-    report = {"config": None, "present": False, "current": False, "write_bytecode": None}
+    report: Report = {"config": None, "present": False, "current": False, "write_bytecode": None}
     try:
         root = normalize_root(path)
     except ApacheConfigError as exc:
@@ -640,34 +722,43 @@ def apache_report(path, config=None, exists=os.path.exists, pycache_prefix=None)
     return report
 
 
-def _number(value):
+def _number(value: int) -> str:
     return "{:,}".format(value)
 
 
-def _plural(count, singular, plural=None):
+def _plural(count: int, singular: str, plural: str | None = None) -> str:
     return "%s %s" % (_number(count), singular if count == 1 else (plural or singular + "s"))
 
 
-def summary_lines(report):
+def summary_lines(report: Report) -> list[str]:
     """A few lines a person reads first."""
     lines = []
     for interp in report["interpreters"]:
         line = "%s (%s, Python %s): %s fresh, %s stale, %s missing" % (
-            interp["cache_tag"], interp["path"], interp["version"], _number(interp["fresh"]),
-            _number(interp["stale"]), _number(interp["missing"]))
+            interp["cache_tag"],
+            interp["path"],
+            interp["version"],
+            _number(interp["fresh"]),
+            _number(interp["stale"]),
+            _number(interp["missing"]),
+        )
         if interp["error_count"]:
             line += ", %s" % _plural(interp["error_count"], "error")
         lines.append(line)
     left = report["leftovers"]
     foreign = left["foreign_tags"]
     line = "%s whose source is gone, %s of Python versions not in use" % (
-        _plural(left["orphans"]["count"], "cache"), _number(foreign["count"]))
+        _plural(left["orphans"]["count"], "cache"),
+        _number(foreign["count"]),
+    )
     if foreign["tags"]:
         line += " (%s)" % ", ".join("%s: %s" % (tag, _number(n)) for tag, n in foreign["tags"].items())
     lines.append(line)
     scripts = report["entry_scripts"]
-    lines.append("%s never cached: %s compiled per request" % (
-        _plural(scripts["count"], "entry script"), _plural(scripts["lines"], "line")))
+    lines.append(
+        "%s never cached: %s compiled per request"
+        % (_plural(scripts["count"], "entry script"), _plural(scripts["lines"], "line"))
+    )
     access = report["access"]
     if access["checked"]:
         who = "the web server user (%s)" % access["user"]
@@ -676,30 +767,44 @@ def summary_lines(report):
         if access["cache_mode"] != "readonly":
             lines.append("%s %s cannot write" % (_plural(access["cache_dirs_not_writable"]["count"], "cache"), who))
         if access["cache_mode"] == "writable":
-            lines.append("%s without __pycache__ where it cannot create one" % (
-                _plural(access["cache_dirs_not_creatable"]["count"], "source directory", "source directories")))
+            lines.append(
+                "%s without __pycache__ where it cannot create one"
+                % (_plural(access["cache_dirs_not_creatable"]["count"], "source directory", "source directories"))
+            )
         lines.append("%s it cannot read" % _plural(access["pycs_not_readable"]["count"], ".pyc file"))
         if access["cache_mode"] == "readonly":
-            lines.append("%s in a directory it can write to, so it can swap in a cache of its own" % (
-                _plural(access["cache_dirs_replaceable"]["count"], "cache")))
+            lines.append(
+                "%s in a directory it can write to, so it can swap in a cache of its own"
+                % (_plural(access["cache_dirs_replaceable"]["count"], "cache"))
+            )
     else:
         lines.append("web server access not checked: %s" % access["reason"])
     sel = report["selinux"]
     if sel["available"]:
-        lines.append("SELinux (%s, policy %s): root %s, caches %s by policy; %s of %s checked paths labeled "
-                     "otherwise, %s unlabeled%s" % (
-                         sel["status"], sel["policy"], sel["root"]["expected"], sel["caches"]["expected"],
-                         _number(sel["mismatched"]["count"]), _number(sel["checked"]),
-                         _number(sel["unlabeled"]["count"]),
-                         " (every path)" if sel["method"] == "every_path" else " (a sample: %s)" % sel["method_reason"]))
+        lines.append(
+            "SELinux (%s, policy %s): root %s, caches %s by policy; %s of %s checked paths labeled "
+            "otherwise, %s unlabeled%s"
+            % (
+                sel["status"],
+                sel["policy"],
+                sel["root"]["expected"],
+                sel["caches"]["expected"],
+                _number(sel["mismatched"]["count"]),
+                _number(sel["checked"]),
+                _number(sel["unlabeled"]["count"]),
+                " (every path)" if sel["method"] == "every_path" else " (a sample: %s)" % sel["method_reason"],
+            )
+        )
     else:
         lines.append("SELinux labels not checked: %s" % sel["reason"])
     apache = report["apache"]
     if apache.get("error"):
         lines.append("Apache block not checked: %s" % apache["error"])
     elif apache["present"]:
-        lines.append("Apache: the pycgi __pycache__ block for %s is in %s%s" % (
-            report["path"], apache["config"], "" if apache["current"] else " (edited by hand)"))
+        lines.append(
+            "Apache: the pycgi __pycache__ block for %s is in %s%s"
+            % (report["path"], apache["config"], "" if apache["current"] else " (edited by hand)")
+        )
     else:
         lines.append("Apache: no pycgi __pycache__ block for %s in %s" % (report["path"], apache["config"]))
     for problem in report["problems"]:
@@ -707,9 +812,22 @@ def summary_lines(report):
     return lines
 
 
-def inspect(path, interpreters=None, optimize=(0,), exclude=(), owner=None, group=None,
-            cache_mode="writable", apache_config=None, limit=LIST_LIMIT, matchpathcon=None,
-            run=None, read_text=None, search_path=None, pycache_prefix=None):
+def inspect(
+    path: str,
+    interpreters: Sequence[str] | None = None,
+    optimize: Collection[int] = (0,),
+    exclude: Sequence[str] = (),
+    owner: str | None = None,
+    group: str | None = None,
+    cache_mode: str = "writable",
+    apache_config: str | None = None,
+    limit: int = LIST_LIMIT,
+    matchpathcon: str | None = None,
+    run: Run | None = None,
+    read_text: ReadText | None = None,
+    search_path: str | None = None,
+    pycache_prefix: str | None = None,
+) -> Report:
     """The whole report for the CGI root ``path`` (see the module's RETURN).
 
     ``matchpathcon`` is the path of that program or None; ``run(argv)`` runs a command and
@@ -721,8 +839,10 @@ def inspect(path, interpreters=None, optimize=(0,), exclude=(), owner=None, grou
     if cache_mode not in CACHE_MODES:
         raise InfoError("cache_mode must be one of %s, not %r" % (", ".join(CACHE_MODES), cache_mode))
     if (cache_mode == "prefix") != bool(pycache_prefix):
-        raise InfoError("cache_mode prefix and pycache_prefix go together: the caches are read from"
-                        " pycache_prefix in that mode only")
+        raise InfoError(
+            "cache_mode prefix and pycache_prefix go together: the caches are read from"
+            " pycache_prefix in that mode only"
+        )
     if pycache_prefix:
         if not os.path.isabs(pycache_prefix):
             raise InfoError("pycache_prefix %s must be an absolute path" % pycache_prefix)
@@ -740,22 +860,31 @@ def inspect(path, interpreters=None, optimize=(0,), exclude=(), owner=None, grou
     tree = walk(os.path.realpath(path), exclude)
     if pycache_prefix:
         # The caches Python reads are those in the prefix's copy of the tree.
-        tree = tree._replace(pycache=[(cache_dir, names) for cache_dir, _source_dir, names
-                                      in _precompile.prefix_listing(tree, pycache_prefix)])
+        tree = tree._replace(
+            pycache=[
+                (cache_dir, names) for cache_dir, _source_dir, names in _precompile.prefix_listing(tree, pycache_prefix)
+            ]
+        )
     requests, problems = resolve_interpreters(tree, interpreters, search_path)
     chosen, failed = start_inspectors(requests)
     problems += failed
     problems += ["%s: %s" % (err_path, message) for err_path, message in tree.errors]
-    problems += ["%s: a symbolic link to %s, outside the tree: not read here, and precompile does not compile it"
-                 % (link, os.path.realpath(link)) for link in tree.outside_links]
+    problems += [
+        "%s: a symbolic link to %s, outside the tree: not read here, and precompile does not compile it"
+        % (link, os.path.realpath(link))
+        for link in tree.outside_links
+    ]
     cache_tags = set(interp.probe["cache_tag"] for interp, _w in chosen)
     if pycache_prefix:
-        problems += ["%s (%s) is Python %s: it ignores pycache_prefix (Python 3.8 or later reads it)"
-                     % (interp.path, interp.named_by, interp.probe["version"])
-                     for interp, _w in chosen if not interp.probe.get("pycache_prefix")]
+        problems += [
+            "%s (%s) is Python %s: it ignores pycache_prefix (Python 3.8 or later reads it)"
+            % (interp.path, interp.named_by, interp.probe["version"])
+            for interp, _w in chosen
+            if not interp.probe.get("pycache_prefix")
+        ]
     reports, failed = freshness(tree, chosen, levels, limit, pycache_prefix)
     problems += failed
-    report = {
+    report: Report = {
         "path": os.path.abspath(path),
         "sources": sum(len(names) for _d, names in tree.sources),
         "interpreters": reports,
@@ -770,7 +899,7 @@ def inspect(path, interpreters=None, optimize=(0,), exclude=(), owner=None, grou
     return report
 
 
-def _read_text(path):
+def _read_text(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as handle:
             return handle.read()

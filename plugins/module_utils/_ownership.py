@@ -9,7 +9,7 @@ relative to its parent with O_NOFOLLOW and every change is made through that dir
 descriptor without following symlinks, so a symlink planted in the tree (even one swapped in
 while the walk runs) is never followed and nothing outside the tree is ever changed. A file is
 changed by its name only where nobody else can swap another file in under that name (see
-``_Walk.visit``); everywhere else it is opened first and changed only if it is still the file
+``_Walk.settle_entries``); everywhere else it is opened first and changed only if it is still the file
 that was examined.
 """
 
@@ -19,6 +19,20 @@ import grp
 import os
 import pwd
 import stat
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, cast
+
+if TYPE_CHECKING:
+    # What os.scandir returns (a context manager iterating over os.DirEntry).
+    ScandirIterator = Any
+    # (path, old uid, old gid, old mode, new mode), old uid None for a created cache; None
+    # holds the place of a directory's change until the walk leaves it.
+    Made = Optional[tuple[str, Optional[int], Optional[int], Optional[int], int]]
+    Attrs = tuple[int, int, int]  # (uid, gid, mode)
+    # (path, before: Attrs or None for a created cache, after: (uid, gid, mode))
+    Change = tuple[str, Optional[Attrs], tuple[Optional[int], Optional[int], int]]
+    # (directory descriptor, path, in a cache, its subdirectories to visit, the place of its
+    # change in the report or None, its stat when settled, the mode it gets)
+    Frame = tuple[int, str, bool, Iterator[str], Optional[int], Optional[os.stat_result], Optional[int]]
 
 CACHE_DIR = "__pycache__"
 WEB_SERVER_NAMES = ("apache", "www-data")
@@ -41,7 +55,7 @@ _HARD_LINKED = "%s: skipped, it has %d hard links and a change would reach its o
 class OwnershipError(Exception):
     """A request that cannot be carried out; ``report`` holds what was done before it, if anything."""
 
-    def __init__(self, message, report=None):
+    def __init__(self, message: str, report: OwnershipReport | None = None) -> None:
         super(OwnershipError, self).__init__(message)
         self.report = report
 
@@ -57,34 +71,37 @@ class OwnershipReport:
     the symlinks met (left alone), ``problems`` what was skipped.
     """
 
-    def __init__(self, uid=None, gid=None):
+    def __init__(self, uid: int | None = None, gid: int | None = None) -> None:
         self.uid = uid
         self.gid = gid
         # One flat (path, old uid, old gid, old mode, new mode) per change, old uid None for a
         # created cache: a walk that changes every file of a large tree builds one small tuple
         # per file, not three.
-        self.made = []
+        self.made: list[Made] = []
         self.examined = 0
         self.created = 0
-        self.symlinks = []
-        self.problems = []
+        self.symlinks: list[str] = []
+        self.problems: list[str] = []
 
-    def first_changes(self, limit=None):
-        made = self.made if limit is None else self.made[:limit]
+    def first_changes(self, limit: int | None = None) -> list[Change]:
+        # After a walk no place-holding None is left.
+        made: list[Any] = self.made if limit is None else self.made[:limit]
         uid, gid = self.uid, self.gid
-        return [(path, None if old_uid is None else (old_uid, old_gid, old_mode), (uid, gid, mode))
-                for path, old_uid, old_gid, old_mode, mode in made]
+        return [
+            (path, None if old_uid is None else (old_uid, old_gid, old_mode), (uid, gid, mode))
+            for path, old_uid, old_gid, old_mode, mode in made
+        ]
 
     @property
-    def changes(self):
+    def changes(self) -> list[Change]:
         return self.first_changes()
 
     @property
-    def changed(self):
+    def changed(self) -> int:
         return len(self.made)
 
 
-def default_web_user():
+def default_web_user() -> str | None:
     """The web server's user on this host (``apache``, else ``www-data``), or None."""
     for name in WEB_SERVER_NAMES:
         try:
@@ -95,7 +112,7 @@ def default_web_user():
     return None
 
 
-def default_web_group():
+def default_web_group() -> str | None:
     """The web server's group on this host (``apache``, else ``www-data``), or None."""
     for name in WEB_SERVER_NAMES:
         try:
@@ -106,7 +123,7 @@ def default_web_group():
     return None
 
 
-def resolve_user(name):
+def resolve_user(name: str) -> int:
     """The uid of a user name (or of a numeric id, taken as is)."""
     if name.isdigit():
         return int(name)
@@ -116,7 +133,7 @@ def resolve_user(name):
         raise OwnershipError("owner %r: no such user on this host" % name)
 
 
-def resolve_group(name):
+def resolve_group(name: str) -> int:
     """The gid of a group name (or of a numeric id, taken as is)."""
     if name.isdigit():
         return int(name)
@@ -126,7 +143,7 @@ def resolve_group(name):
         raise OwnershipError("group %r: no such group on this host" % name)
 
 
-def parse_mode(value, option):
+def parse_mode(value: int | str, option: str) -> int:
     """A permission mode from an octal string (``'0755'``, ``'755'``) or an int.
 
     World-writable modes are refused: anyone on the host could then plant bytecode that the
@@ -142,12 +159,13 @@ def parse_mode(value, option):
     if not 0 <= mode <= 0o7777:
         raise OwnershipError("%s: %r is out of range for a mode" % (option, value))
     if mode & stat.S_IWOTH:
-        raise OwnershipError("%s: %04o is world-writable; anyone on the host could plant bytecode the web server runs"
-                             % (option, mode))
+        raise OwnershipError(
+            "%s: %04o is world-writable; anyone on the host could plant bytecode the web server runs" % (option, mode)
+        )
     return mode
 
 
-def hardlinks_protected():
+def hardlinks_protected() -> bool:
     """True when the kernel's ``fs.protected_hardlinks`` is 1 (read once per walk).
 
     With it, a user can hard-link only a file they own or may both read and write. Anything
@@ -160,7 +178,9 @@ def hardlinks_protected():
 
 
 class _Walk:
-    def __init__(self, uid, gid, scope, dir_mode, file_mode, create, check_mode):
+    def __init__(
+        self, uid: int, gid: int, scope: str, dir_mode: int, file_mode: int, create: bool, check_mode: bool
+    ) -> None:
         self.uid = uid
         self.gid = gid
         self.tree = scope == "tree"
@@ -173,7 +193,7 @@ class _Walk:
         # put another file under that name between the lstat and the change (see visit).
         self.by_name = not check_mode and os.geteuid() == 0 and hardlinks_protected()
 
-    def run(self, root):
+    def run(self, root: str) -> OwnershipReport:
         try:
             fd = os.open(root, _DIR_FLAGS)
         except OSError as exc:
@@ -181,7 +201,7 @@ class _Walk:
         # Depth first, one open descriptor per level: a wide tree does not exhaust descriptors.
         # A directory's own owner and mode are changed when it is left, after everything in it
         # (see visit); its change is listed where it was met, before what it holds.
-        frames = []
+        frames: list[Frame] = []
         try:
             try:
                 self.enter(frames, fd, root, os.path.basename(root) == CACHE_DIR)
@@ -192,7 +212,8 @@ class _Walk:
                         frames.pop()
                         try:
                             if slot is not None:
-                                self.leave(fd, path, st, mode, slot)
+                                # A directory with a slot was settled: st and mode are set (enter).
+                                self.leave(fd, path, cast(os.stat_result, st), cast(int, mode), slot)
                         finally:
                             os.close(fd)
                         continue
@@ -215,10 +236,12 @@ class _Walk:
             raise
         return self.report
 
-    def enter(self, frames, fd, path, in_cache):
+    def enter(self, frames: list[Frame], fd: int, path: str, in_cache: bool) -> None:
         """Settles what the directory open as ``fd`` holds and pushes it on ``frames``."""
         report = self.report
-        slot = st = mode = None
+        slot: int | None = None
+        st: os.stat_result | None = None
+        mode: int | None = None
         private = False
         if in_cache or self.tree:
             report.examined += 1
@@ -243,7 +266,7 @@ class _Walk:
             raise
         frames.append((fd, path, in_cache, iter(subdirs), slot, st, mode))
 
-    def leave(self, fd, path, st, mode, slot):
+    def leave(self, fd: int, path: str, st: os.stat_result, mode: int, slot: int) -> None:
         """Gives the directory open as ``fd`` its owner and ``mode``, after its contents."""
         if not self.check_mode:
             try:
@@ -255,9 +278,37 @@ class _Walk:
                 raise OwnershipError("%s: %s" % (path, exc.strerror), self.report)
         self.report.made[slot] = (path, st.st_uid, st.st_gid, st.st_mode & 0o7777, mode)
 
-    def visit(self, fd, path, in_cache, settle, private):
-        """Settles the non-directory entries of the directory open as ``fd`` (when ``settle``);
-        returns the names of its subdirectories.
+    def visit(self, fd: int, path: str, in_cache: bool, settle: bool, private: bool) -> list[str]:
+        """Settles the non-directory entries of the directory open as ``fd`` (when ``settle``),
+        creates its missing cache (see fix_ownership's ``create``); returns the names of its
+        subdirectories. ``private``: its files may be changed by name (see settle_entries)."""
+        try:
+            entries = os.scandir(fd)
+        except OSError as exc:
+            raise OwnershipError("%s: cannot list it: %s" % (path, exc.strerror), self.report)
+        sources_fd = _open_parent(fd) if in_cache and settle else None
+        try:
+            subdirs, has_sources = self.settle_entries(entries, fd, path, in_cache, settle, private, sources_fd)
+        finally:
+            if sources_fd is not None:
+                os.close(sources_fd)
+        if has_sources and CACHE_DIR not in subdirs:
+            self.create_cache(fd, path.rstrip("/") + "/" + CACHE_DIR)
+        return subdirs
+
+    def settle_entries(
+        self,
+        entries: ScandirIterator,
+        fd: int,
+        path: str,
+        in_cache: bool,
+        settle: bool,
+        private: bool,
+        sources_fd: int | None,
+    ) -> tuple[list[str], bool]:
+        """The loop of visit over ``entries`` (the listing of the directory open as ``fd``):
+        ``(names of the subdirectories, whether it holds a *.py source)``. ``sources_fd`` is
+        the directory above a cache, where the sources of its .pyc files are.
 
         The loop runs once per file of the tree: it keeps to local names, and a file that is
         already right, or that may be changed by name, costs no call of a Python function.
@@ -288,89 +339,84 @@ class _Walk:
           and inode) and has a single link.
         """
         report = self.report
-        try:
-            entries = os.scandir(fd)
-        except OSError as exc:
-            raise OwnershipError("%s: cannot list it: %s" % (path, exc.strerror), report)
         prefix = path.rstrip("/") + "/"
-        subdirs = []
+        subdirs: list[str] = []
         append_subdir = subdirs.append
         symlinks = report.symlinks
         record = report.made.append
         uid, gid = self.uid, self.gid
         pyc_mode = self.file_mode if in_cache else None
         stat_at = os.stat
-        sources_fd = _open_parent(fd) if in_cache and settle else None
         look_for_sources = self.create and not in_cache
         has_sources = False
         examined = 0
         chown = os.chown
-        try:
-            with entries:
-                for entry in entries:
-                    if entry.is_file(follow_symlinks=False):
-                        if look_for_sources and entry.name.endswith(".py"):
-                            has_sources = True
-                            look_for_sources = False
-                        if not settle:
+        with entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    if look_for_sources and entry.name.endswith(".py"):
+                        has_sources = True
+                        look_for_sources = False
+                    if not settle:
+                        continue
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    examined += 1
+                    st_mode = st.st_mode
+                    mode = current = st_mode & 0o7777
+                    if pyc_mode is None:
+                        if st.st_uid == uid and st.st_gid == gid:
                             continue
+                    else:
+                        if st_mode & _S_IFMT == _S_IFREG and entry.name.endswith(".pyc"):
+                            # Only the .pyc files of caches get a mode; everything else keeps its own.
+                            # Never easier to read than its source, in the directory above.
+                            mode = pyc_mode
+                            if sources_fd is not None:
+                                try:
+                                    source_mode = stat_at(
+                                        entry.name.partition(".")[0] + ".py", dir_fd=sources_fd
+                                    ).st_mode
+                                    mode = pyc_mode & ~(0o444 & ~source_mode)
+                                except (OSError, ValueError):
+                                    # No source (an orphan, a prefix tree): the mode as asked.
+                                    pass
+                        if st.st_uid == uid and st.st_gid == gid and current == mode:
+                            continue
+                    name = entry.name
+                    if private and current == mode and st.st_nlink == 1 and st_mode & _S_IFMT == _S_IFREG:
                         try:
-                            st = entry.stat(follow_symlinks=False)
+                            chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
                         except FileNotFoundError:
                             continue
-                        examined += 1
-                        st_mode = st.st_mode
-                        mode = current = st_mode & 0o7777
-                        if pyc_mode is None:
-                            if st.st_uid == uid and st.st_gid == gid:
-                                continue
-                        else:
-                            if st_mode & _S_IFMT == _S_IFREG and entry.name.endswith(".pyc"):
-                                # Only the .pyc files of caches get a mode; everything else keeps its own.
-                                # Never easier to read than its source, in the directory above.
-                                mode = pyc_mode
-                                if sources_fd is not None:
-                                    try:
-                                        source_mode = stat_at(entry.name.partition(".")[0] + ".py", dir_fd=sources_fd).st_mode
-                                        mode = pyc_mode & ~(0o444 & ~source_mode)
-                                    except (OSError, ValueError):
-                                        # No source (an orphan, a prefix tree): the mode as asked.
-                                        pass
-                            if st.st_uid == uid and st.st_gid == gid and current == mode:
-                                continue
-                        name = entry.name
-                        if private and current == mode and st.st_nlink == 1 and st_mode & _S_IFMT == _S_IFREG:
-                            try:
-                                chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
-                            except FileNotFoundError:
-                                continue
-                            except OSError as exc:
-                                raise OwnershipError("%s%s: %s" % (prefix, name, exc.strerror), report)
-                            record((prefix + name, st.st_uid, st.st_gid, current, mode))
-                        else:
-                            self.change_entry(fd, prefix + name, name, st, mode)
-                    elif entry.is_dir(follow_symlinks=False):
-                        append_subdir(entry.name)
-                    elif entry.is_symlink():
-                        symlinks.append(prefix + entry.name)
-                    elif settle:
-                        # A FIFO, socket or device node: owner only.
-                        try:
-                            st = entry.stat(follow_symlinks=False)
-                        except FileNotFoundError:
-                            continue
-                        examined += 1
-                        if st.st_uid != uid or st.st_gid != gid:
-                            self.change_entry(fd, prefix + entry.name, entry.name, st, st.st_mode & 0o7777)
-        finally:
-            if sources_fd is not None:
-                os.close(sources_fd)
+                        except OSError as exc:
+                            raise OwnershipError("%s%s: %s" % (prefix, name, exc.strerror), report)
+                        record((prefix + name, st.st_uid, st.st_gid, current, mode))
+                    else:
+                        self.change_entry(fd, prefix + name, name, st, mode)
+                elif entry.is_dir(follow_symlinks=False):
+                    append_subdir(entry.name)
+                elif entry.is_symlink():
+                    symlinks.append(prefix + entry.name)
+                elif settle:
+                    examined += self.settle_node(fd, prefix, entry)
         report.examined += examined
-        if has_sources and CACHE_DIR not in subdirs:
-            self.create_cache(fd, prefix + CACHE_DIR)
-        return subdirs
+        return subdirs, has_sources
 
-    def settle_open(self, fd, path, st, mode):
+    def settle_node(self, fd: int, prefix: str, entry: os.DirEntry[str]) -> int:
+        """Gives a FIFO, socket or device node listed in the directory open as ``fd`` the owner
+        (its mode is its own); returns the number of paths examined (0: gone meanwhile)."""
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            return 0
+        if st.st_uid != self.uid or st.st_gid != self.gid:
+            self.change_entry(fd, prefix + entry.name, entry.name, st, st.st_mode & 0o7777)
+        return 1
+
+    def settle_open(self, fd: int, path: str, st: os.stat_result, mode: int) -> None:
         """Gives the file open as ``fd`` the owner and ``mode``."""
         current_mode = st.st_mode & 0o7777
         if st.st_uid == self.uid and st.st_gid == self.gid and current_mode == mode:
@@ -383,7 +429,7 @@ class _Walk:
                 self.apply(path, os.fchmod, fd, mode)
         self.record(path, st, mode)
 
-    def change_entry(self, dir_fd, path, name, st, mode):
+    def change_entry(self, dir_fd: int, path: str, name: str, st: os.stat_result, mode: int) -> None:
         """Gives the non-directory ``name`` of the directory open as ``dir_fd`` the owner and
         ``mode``, without trusting its name: the safe path of visit."""
         kind = st.st_mode & _S_IFMT
@@ -415,7 +461,7 @@ class _Walk:
             finally:
                 os.close(fd)
 
-    def change_node(self, dir_fd, path, name, st):
+    def change_node(self, dir_fd: int, path: str, name: str, st: os.stat_result) -> None:
         """Gives the FIFO, socket or device node ``name`` the owner (its mode is its own),
         through a descriptor that names it without opening it for I/O, and only if it is still
         the node that was examined: by name, a hard link to another file swapped in meanwhile
@@ -433,7 +479,9 @@ class _Walk:
         finally:
             os.close(fd)
 
-    def open_examined(self, dir_fd, path, name, st, flags):
+    def open_examined(
+        self, dir_fd: int, path: str, name: str, st: os.stat_result, flags: int
+    ) -> tuple[int, os.stat_result] | None:
         """``(descriptor, its fstat)`` of ``name`` opened with ``flags`` (which never follow a
         symlink), or None with the reason in the report: gone meanwhile, not to be opened, or
         no longer the file that was examined (another device, inode or type)."""
@@ -451,16 +499,16 @@ class _Walk:
             return None
         return fd, current
 
-    def record(self, path, st, mode):
+    def record(self, path: str, st: os.stat_result, mode: int) -> None:
         self.report.made.append((path, st.st_uid, st.st_gid, st.st_mode & 0o7777, mode))
 
-    def apply(self, path, action, *args, **kwargs):
+    def apply(self, path: str, action: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         try:
             action(*args, **kwargs)
         except OSError as exc:
             raise OwnershipError("%s: %s" % (path, exc.strerror), self.report)
 
-    def create_cache(self, dir_fd, path):
+    def create_cache(self, dir_fd: int, path: str) -> None:
         try:
             st = os.lstat(CACHE_DIR, dir_fd=dir_fd)
         except FileNotFoundError:
@@ -490,7 +538,7 @@ class _Walk:
         self.report.made.append((path, None, None, None, self.dir_mode))
 
 
-def _open_parent(fd):
+def _open_parent(fd: int) -> int | None:
     """A descriptor of the directory above the one open as ``fd`` (where a cache's sources are), or None."""
     try:
         return os.open("..", _DIR_FLAGS, dir_fd=fd)
@@ -498,7 +546,16 @@ def _open_parent(fd):
         return None
 
 
-def fix_ownership(path, uid, gid, scope="pycache", dir_mode=0o755, file_mode=0o644, create=True, check_mode=False):
+def fix_ownership(
+    path: str,
+    uid: int,
+    gid: int,
+    scope: str = "pycache",
+    dir_mode: int = 0o755,
+    file_mode: int = 0o644,
+    create: bool = True,
+    check_mode: bool = False,
+) -> OwnershipReport:
     """Gives the caches below ``path`` (scope ``pycache``) or everything below it (scope
     ``tree``) the owner ``uid`` and group ``gid``, ``dir_mode`` to ``__pycache__`` directories
     and ``file_mode`` to the ``.pyc`` files in them, in one walk; other modes are kept. A
@@ -521,8 +578,10 @@ def fix_ownership(path, uid, gid, scope="pycache", dir_mode=0o755, file_mode=0o6
     except OSError as exc:
         raise OwnershipError("%s: %s" % (root, exc.strerror))
     if stat.S_ISLNK(st.st_mode):
-        raise OwnershipError("%s is a symlink (to %s); name the directory itself, symlinks are never followed"
-                             % (root, os.readlink(root)))
+        raise OwnershipError(
+            "%s is a symlink (to %s); name the directory itself, symlinks are never followed"
+            % (root, os.readlink(root))
+        )
     if not stat.S_ISDIR(st.st_mode):
         raise OwnershipError("%s is not a directory" % root)
     return _Walk(uid, gid, scope, dir_mode, file_mode, create, check_mode).run(root)

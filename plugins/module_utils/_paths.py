@@ -21,17 +21,57 @@ Plain functions, no Ansible objects.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 # Directories whose whole content belongs to the system. Only these exact directories are
 # refused, not what lies below them (Debian's CGI root is /usr/lib/cgi-bin).
 SYSTEM_PATHS = (
-    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
-    "/media", "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp",
-    "/usr", "/usr/bin", "/usr/include", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec",
-    "/usr/local", "/usr/local/bin", "/usr/local/lib", "/usr/local/sbin", "/usr/local/share",
-    "/usr/sbin", "/usr/share", "/usr/src",
-    "/var", "/var/cache", "/var/lib", "/var/local", "/var/log", "/var/mail", "/var/opt",
-    "/var/run", "/var/spool", "/var/tmp", "/var/www",
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/bin",
+    "/usr/include",
+    "/usr/lib",
+    "/usr/lib32",
+    "/usr/lib64",
+    "/usr/libexec",
+    "/usr/local",
+    "/usr/local/bin",
+    "/usr/local/lib",
+    "/usr/local/sbin",
+    "/usr/local/share",
+    "/usr/sbin",
+    "/usr/share",
+    "/usr/src",
+    "/var",
+    "/var/cache",
+    "/var/lib",
+    "/var/local",
+    "/var/log",
+    "/var/mail",
+    "/var/opt",
+    "/var/run",
+    "/var/spool",
+    "/var/tmp",
+    "/var/www",
 )
 
 
@@ -39,7 +79,7 @@ class PathError(ValueError):
     """A path argument that is refused; the message names the option."""
 
 
-def literal_root(value, option="path", allow_system_path=False):
+def literal_root(value: str | None, option: str = "path", allow_system_path: bool = False) -> str:
     """``value`` (a module argument, taken literally) as a normalized absolute path.
 
     Raises PathError naming ``option`` when it is empty, relative (``~`` included), the whole
@@ -49,8 +89,10 @@ def literal_root(value, option="path", allow_system_path=False):
     if value is None or not str(value).strip():
         raise PathError("%s is empty; name an absolute directory" % option)
     if not os.path.isabs(value):
-        raise PathError("%s %s is not an absolute path (paths are taken literally: no ~ or $VAR expansion)"
-                        % (option, display(value)))
+        raise PathError(
+            "%s %s is not an absolute path (paths are taken literally: no ~ or $VAR expansion)"
+            % (option, display(value))
+        )
     path = os.path.normpath(value)
     if path.startswith("//"):
         path = "/" + path.lstrip("/")
@@ -60,12 +102,14 @@ def literal_root(value, option="path", allow_system_path=False):
         system = system_path(path)
         if system is not None:
             shown = path if system == path else "%s (%s)" % (path, system)
-            raise PathError("%s %s is a system directory; name the CGI root itself, or set allow_system_path=true"
-                            " if this is really meant (refused: %s)" % (option, display(shown), ", ".join(SYSTEM_PATHS)))
+            raise PathError(
+                "%s %s is a system directory; name the CGI root itself, or set allow_system_path=true"
+                " if this is really meant (refused: %s)" % (option, display(shown), ", ".join(SYSTEM_PATHS))
+            )
     return path
 
 
-def system_path(path):
+def system_path(path: str) -> str | None:
     """The system directory that ``path`` is (itself or through symbolic links), or None."""
     for candidate in (os.path.normpath(path), os.path.realpath(path)):
         if candidate.startswith("//"):
@@ -75,7 +119,7 @@ def system_path(path):
     return None
 
 
-def display(text):
+def display(text: str | bytes) -> str:
     """``text`` with what is not valid UTF-8 written as ``\\xNN`` (JSON- and Ansible-safe)."""
     if isinstance(text, bytes):
         return text.decode("utf-8", "backslashreplace")
@@ -91,7 +135,7 @@ def display(text):
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def json_safe(value):
+def json_safe(value: Any) -> Any:
     """``value`` (dicts, lists, tuples, strings...) with every string passed through :func:`display`."""
     if isinstance(value, (str, bytes)):
         return display(value)
@@ -102,7 +146,7 @@ def json_safe(value):
     return value
 
 
-def keep_paths_literal(module):
+def keep_paths_literal(module: Any) -> None:
     """Stops ``module`` (an AnsibleModule) from reading a returned ``path``/``dest`` with
     ``$VAR`` and ``~`` expanded.
 
@@ -112,7 +156,7 @@ def keep_paths_literal(module):
     """
     add_path_info = module.add_path_info
 
-    def literal_add_path_info(kwargs):
+    def literal_add_path_info(kwargs: dict[str, Any]) -> dict[str, Any]:
         path = kwargs.get("path", kwargs.get("dest"))
         if isinstance(path, str) and ("$" in path or "~" in path):
             return kwargs

@@ -29,12 +29,12 @@ Rules:
 
 from __future__ import annotations
 
-import collections
 import errno
 import fnmatch
 import os
 import re
 import stat
+from typing import Callable, NamedTuple, Sequence
 
 PYCACHE = "__pycache__"
 # Linux reads at most this much of a #! line (BINPRM_BUF_SIZE).
@@ -43,24 +43,29 @@ _PYTHON_NAME = re.compile(r"python(?:\d+(?:\.\d+)*)?\Z")
 # env options that take a value as the next word.
 _ENV_OPTIONS_WITH_VALUE = frozenset(("-u", "--unset", "-C", "--chdir", "-P"))
 
-Tree = collections.namedtuple("Tree", [
-    "root",           # absolute path of the walked directory
-    "sources",        # [(directory, [file names ending in .py])], both sorted
-    "entry_scripts",  # [EntryScript], sorted by path
-    "pycache",        # [(__pycache__ directory, [names of the entries in it])]
-    "excluded",       # [paths matched by an exclude pattern (directories are not descended)]
-    "symlinks",       # [symbolic links to directories, not descended]
-    "outside_links",  # [sources that are symbolic links to files outside the root: not read]
-    "errors",         # [(path, message)]: directories that could not be read, sources that are
-                      # symbolic links leading nowhere (dangling, loops)
-])
 
-# command: what the #! line runs: an absolute path, or a bare name that env looks up in PATH.
-# options: the words after the Python command (e.g. ['-S'] or ['-O']).
-EntryScript = collections.namedtuple("EntryScript", ["path", "command", "options"])
+class EntryScript(NamedTuple):
+    path: str
+    # What the #! line runs: an absolute path, or a bare name that env looks up in PATH.
+    command: str
+    # The words after the Python command (e.g. ['-S'] or ['-O']).
+    options: list[str]
 
 
-def parse_shebang(line):
+class Tree(NamedTuple):
+    root: str  # absolute path of the walked directory
+    sources: list[tuple[str, list[str]]]  # [(directory, [file names ending in .py])], both sorted
+    entry_scripts: list[EntryScript]  # sorted by path
+    pycache: list[tuple[str, list[str]]]  # [(__pycache__ directory, [names of the entries in it])]
+    excluded: list[str]  # paths matched by an exclude pattern (directories are not descended)
+    symlinks: list[str]  # symbolic links to directories, not descended
+    outside_links: list[str]  # sources that are symbolic links to files outside the root: not read
+    # [(path, message)]: directories that could not be read, sources that are symbolic links
+    # leading nowhere (dangling, loops)
+    errors: list[tuple[str, str]]
+
+
+def parse_shebang(line: bytes | str) -> tuple[str, list[str]] | None:
     """The Python command named by a ``#!`` line, as ``(command, options)``, or None.
 
     ``line`` is the first line of a file (bytes or str, with or without the newline). The
@@ -80,7 +85,7 @@ def parse_shebang(line):
         # The kernel would resolve it against the web server's working directory.
         return None
     if os.path.basename(command) == "env":
-        command = None
+        found = None
         while rest:
             word = rest.pop(0)
             if word in _ENV_OPTIONS_WITH_VALUE:
@@ -91,16 +96,17 @@ def parse_shebang(line):
             elif word.startswith("-") or ("=" in word and not word.startswith("=")):
                 continue
             else:
-                command = word
+                found = word
                 break
-        if command is None or (os.sep in command and not os.path.isabs(command)):
+        if found is None or (os.sep in found and not os.path.isabs(found)):
             return None
+        command = found
     if not _PYTHON_NAME.match(os.path.basename(command)):
         return None
     return command, rest
 
 
-def read_shebang(path):
+def read_shebang(path: str) -> tuple[str, list[str]] | None:
     """``parse_shebang`` of the first line of the file at ``path`` (OSError if unreadable)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
@@ -110,15 +116,17 @@ def read_shebang(path):
     return parse_shebang(head.split(b"\n", 1)[0])
 
 
-def exclude_matcher(patterns):
+def exclude_matcher(patterns: Sequence[str] | None) -> Callable[[str], object] | None:
     """A function telling whether a root-relative path matches one of ``patterns`` (or None)."""
-    patterns = [p.rstrip("/") for p in patterns or () if p and p.rstrip("/")]
-    if not patterns:
+    kept = [p.rstrip("/") for p in patterns or () if p and p.rstrip("/")]
+    if not kept:
         return None
-    return re.compile("|".join("(?:%s)" % fnmatch.translate(p) for p in patterns)).match
+    return re.compile("|".join("(?:%s)" % fnmatch.translate(p) for p in kept)).match
 
 
-def walk(root, exclude=(), py_scripts=True, follow_outside_links=False):
+def walk(
+    root: str, exclude: Sequence[str] | None = (), py_scripts: bool = True, follow_outside_links: bool = False
+) -> Tree:
     """Walks ``root`` once (os.scandir, iteratively) and returns a :class:`Tree`.
 
     ``py_scripts=False`` leaves the ``.py`` files out of ``entry_scripts``, which saves a
@@ -128,21 +136,26 @@ def walk(root, exclude=(), py_scripts=True, follow_outside_links=False):
     """
     root = os.path.abspath(root)
     inside = os.path.join(os.path.realpath(root), "")
-    outside_links = []
+    outside_links: list[str] = []
     excluded_path = exclude_matcher(exclude)
     skip = len(os.path.join(root, ""))
-    sources, entry_scripts, pycache, excluded, symlinks, errors = [], [], [], [], [], []
+    sources: list[tuple[str, list[str]]] = []
+    entry_scripts: list[EntryScript] = []
+    pycache: list[tuple[str, list[str]]] = []
+    excluded: list[str] = []
+    symlinks: list[str] = []
+    errors: list[tuple[str, str]] = []
     exec_bits = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
     pending = [root]
     while pending:
         directory = pending.pop()
         try:
-            with os.scandir(directory) as entries:
-                entries = list(entries)
+            with os.scandir(directory) as listing:
+                entries = list(listing)
         except OSError as exc:
             errors.append((directory, "cannot read the directory: %s" % (exc.strerror or exc)))
             continue
-        names = []
+        names: list[str] = []
         for entry in entries:
             name = entry.name
             if excluded_path is not None and excluded_path(entry.path[skip:]):
@@ -200,7 +213,7 @@ def walk(root, exclude=(), py_scripts=True, follow_outside_links=False):
     return Tree(root, sources, entry_scripts, pycache, excluded, symlinks, outside_links, errors)
 
 
-def _broken_link(path):
+def _broken_link(path: str) -> str | None:
     """Why the symbolic link ``path`` leads nowhere (dangling, a loop), or None."""
     try:
         os.stat(path)
@@ -217,12 +230,12 @@ def _broken_link(path):
     return None
 
 
-def entry_scripts(paths):
+def entry_scripts(paths: Sequence[str]) -> list[EntryScript]:
     """The :class:`EntryScript` of each of ``paths`` (executable files) that runs Python."""
     return [script for script in map(_entry_script, paths) if script is not None]
 
 
-def _entry_script(path):
+def _entry_script(path: str) -> EntryScript | None:
     try:
         shebang = read_shebang(path)
     except OSError:
@@ -234,7 +247,7 @@ def _entry_script(path):
     return EntryScript(path, shebang[0], shebang[1])
 
 
-def _pycache_listing(path, errors):
+def _pycache_listing(path: str, errors: list[tuple[str, str]]) -> tuple[str, list[str]]:
     try:
         names = sorted(os.listdir(path))
     except OSError as exc:
@@ -243,12 +256,12 @@ def _pycache_listing(path, errors):
     return path, names
 
 
-def source_paths(tree):
+def source_paths(tree: Tree) -> list[str]:
     """Every Python source of ``tree`` as a path, in walk order."""
     return [os.path.join(directory, name) for directory, names in tree.sources for name in names]
 
 
-def parse_pyc_name(name):
+def parse_pyc_name(name: str) -> tuple[str, str, int] | None:
     """``(module stem, cache tag, optimization level)`` of a ``__pycache__`` file name, or None.
 
     ``mod.cpython-312.pyc`` gives ``('mod', 'cpython-312', 0)``, ``mod.cpython-312.opt-2.pyc``

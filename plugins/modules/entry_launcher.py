@@ -84,7 +84,8 @@ notes:
     module is given the script's owner and group and its mode without the execute bits, so whoever could
     read the script can read the module, and a request for the module's own URL is not run as a CGI script.
   - C(__file__) stays the script's path, so paths relative to it still work; the module lives in the same
-    directory. C(sys.modules) gains C(importlib.machinery) (about a quarter of a millisecond), and a
+    directory. C(sys.modules) gains C(importlib.machinery) (one more import at start-up, included in
+    the request times of benchmarks/results/entry_launcher.md in the collection's repository), and a
     traceback shows one more frame, the launcher's.
   - A C(SyntaxWarning) is printed when the module is compiled, no longer on every request.
   - Caches kept under C(PYTHONPYCACHEPREFIX) are not removed by O(state=absent); they are only ever used
