@@ -1,4 +1,4 @@
-"""The pycgi.hosting benchmark suite (`make bench`): B0-B6, results in benchmarks/results/.
+"""The pycgi.hosting benchmark suite (`make bench`): B0-B7, results in benchmarks/results/.
 
     python benchmarks/run.py [--quick] [--only B1,B2] [--python /usr/bin/python3]
 
@@ -24,19 +24,20 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
-from benchlib import container, host, report, trees  # noqa: E402
+from benchlib import container, host, releases, report, trees  # noqa: E402
 from benchlib.ansible_runs import Ansible, local_inventory  # noqa: E402
 from benchlib.results import Bench  # noqa: E402
 
-ALL_IDS = ("B0", "B1", "B2", "B3", "B4", "B5", "B6")
+ALL_IDS = ("B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7")
 ROUNDS = {
-    "full": {"B0": 40, "B1": 3, "B2": 7, "B3": 5, "B4": 3, "B5": 4, "B6": 3},
-    "quick": {"B0": 12, "B1": 1, "B2": 3, "B3": 2, "B4": 1, "B5": 1, "B6": 1},
+    "full": {"B0": 40, "B1": 3, "B2": 7, "B3": 5, "B4": 3, "B5": 4, "B6": 3, "B7": 3},
+    "quick": {"B0": 12, "B1": 1, "B2": 3, "B3": 2, "B4": 1, "B5": 1, "B6": 1, "B7": 1},
 }
 # The modules each benchmark drives (a benchmark whose module is not built yet is skipped).
 NEEDS = {"B0": ("precompile", "pycache_owner"), "B1": ("precompile",), "B2": ("precompile",),
          "B3": ("precompile",), "B4": ("pycache_owner",), "B5": ("selinux_context",),
-         "B6": ("precompile", "pycache_owner", "selinux_context", "httpd_pycache")}
+         "B6": ("precompile", "pycache_owner", "selinux_context", "httpd_pycache"),
+         "B7": ("release", "precompile", "pycache_owner", "selinux_context", "httpd_pycache")}
 WORK = os.path.join(HERE, ".work")
 TMPFS = "/dev/shm"
 DEFAULT_OUT = os.path.join(HERE, "results")
@@ -208,15 +209,16 @@ def main(argv=None):
         "B4": lambda: host.profile_misses(host_ctx, host.b4_owner(host_ctx, tree_paths)),
         "B5": lambda: container.b5_selinux(container_ctx),
         "B6": lambda: container.b6_site(container_ctx, tree_paths["synthetic"]),
+        "B7": lambda: releases.b7_releases(container_ctx, tree_paths, mode),
     }
     # Host benchmarks first (B2-B4 start from the caches B1 leaves), containers after.
-    order = ["B1", "B2", "B3", "B4", "B0", "B5", "B6"]
+    order = ["B1", "B2", "B3", "B4", "B0", "B5", "B6", "B7"]
     results = {}
     for bid in order:
         if bid not in wanted:
             continue
         missing = [m for m in NEEDS[bid] if m not in modules]
-        needs_podman = bid in ("B0", "B5", "B6")
+        needs_podman = bid in ("B0", "B5", "B6", "B7")
         if missing:
             bench = Bench(bid, "", "", "")
             bench.skipped = "not measured: module(s) %s not in the collection yet" % ", ".join(missing)
