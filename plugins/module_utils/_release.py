@@ -542,7 +542,16 @@ def _copy_pycache(src_file, dst_file, pycache_prefix=None, dst_final=None):
     ``dst_file``, whose path once its release is live is ``dst_final``. The source is the same
     inode, so their timestamps, source mtime and size, stay current. Copies, not links: a cache
     the web server user may write in one release must not be another release's, and
-    pycache_owner leaves a file with several links alone."""
+    pycache_owner leaves a file with several links alone.
+
+    ``src_file`` is any file of an earlier release with the same content and mode, not
+    necessarily of the same name (several sources of a tree may be identical, empty
+    ``__init__.py`` and ``models.py`` side by side): the caches are named after ``dst_file``.
+    Python fixes up the code's file name when it loads a cache, and checks it against the
+    source's mtime and size (or hash), which the hard link shares."""
+    if not dst_file.endswith(".py"):
+        # Python imports, and caches, only .py sources.
+        return 0
     if pycache_prefix:
         src_cache = prefix_cache_dir(pycache_prefix, os.path.dirname(src_file))
         dst_cache = prefix_cache_dir(pycache_prefix, os.path.dirname(dst_final or dst_file))
@@ -550,6 +559,7 @@ def _copy_pycache(src_file, dst_file, pycache_prefix=None, dst_final=None):
         src_cache = os.path.join(os.path.dirname(src_file), "__pycache__")
         dst_cache = os.path.join(os.path.dirname(dst_file), "__pycache__")
     stem = os.path.basename(src_file).rpartition(".")[0] or os.path.basename(src_file)
+    dst_stem = os.path.basename(dst_file)[:-len(".py")]
     try:
         names = [n for n in os.listdir(src_cache) if n.startswith(stem + ".") and n.endswith(".pyc")
                  and n[len(stem) + 1:].count(".") in (1, 2)]
@@ -569,7 +579,7 @@ def _copy_pycache(src_file, dst_file, pycache_prefix=None, dst_final=None):
             st = os.fstat(src.fileno())
             if not stat.S_ISREG(st.st_mode):
                 continue
-            dst = os.path.join(dst_cache, name)
+            dst = os.path.join(dst_cache, dst_stem + name[len(stem):])
             if pycache_prefix and os.path.lexists(dst):
                 # Left by an earlier build of this release id that failed after copying.
                 os.unlink(dst)

@@ -188,6 +188,31 @@ def test_release_built_from_links_and_archive_with_its_pycache(tmp_path, layout,
     assert "matches" in out.stderr and "code object from" in out.stderr and "wrote" not in out.stderr
 
 
+def test_identical_sources_each_get_their_own_caches_in_the_next_release(tmp_path, layout, any_python):
+    """Identical sources (empty __init__.py and models.py side by side, as Django's test apps
+    have) are hard links to one file of the earlier release: each gets caches named after
+    itself, current, and building the release does not fail on a cache copied twice."""
+    _version, python = any_python
+    files = {"app/__init__.py": "", "app/models.py": "", "app/views.py": "VIEW = 1\n",
+             "other/__init__.py": "", "other/empty.py": "", "other/data.txt": ""}
+    src = make_tree(tmp_path / "src", files)
+    first, _plan, _counts = push(layout, src)
+    subprocess.run([python, "-m", "compileall", "-q", layout.release_path(first)], check=True, env=child_env())
+    (src / "app" / "views.py").write_text("VIEW = 2\n")
+    second, _plan, counts = push(layout, src)
+    second_dir = layout.release_path(second)
+    # The four empty .py sources, each with its own cache; the changed views.py has none yet.
+    assert counts["linked"] == 5 and counts["pycache_copied"] == 4, counts
+    for package, modules in (("app", ("__init__", "models")), ("other", ("__init__", "empty"))):
+        cached = sorted(name.split(".")[0] for name in os.listdir(os.path.join(second_dir, package, "__pycache__")))
+        assert cached == sorted(modules), (package, cached)
+    out = subprocess.run([python, "-v", "-c", "import app.models, other.empty"], cwd=second_dir,
+                         capture_output=True, text=True, env=child_env(), check=True)
+    for module in ("app/__init__", "app/models", "other/__init__", "other/empty"):
+        assert "matches %s/%s.py" % (second_dir, module) in out.stderr, out.stderr[-2000:]
+    assert "# wrote" not in out.stderr and "# created" not in out.stderr
+
+
 def tar_with(path, members):
     with tarfile.open(path, "w") as tar:
         for info, data in members:
