@@ -151,6 +151,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about a third of the time)")
     parser.add_argument("--only", default=",".join(ALL_IDS), help="comma-separated ids, e.g. B1,B2")
+    parser.add_argument("--rounds", type=int, help="rounds of every selected id instead of the mode's")
     parser.add_argument("--python", default="/usr/bin/python3",
                         help="the interpreter the trees are compiled for (default /usr/bin/python3)")
     parser.add_argument("--out", default=DEFAULT_OUT)
@@ -169,7 +170,9 @@ def main(argv=None):
     if unknown:
         parser.error("unknown ids: %s" % ", ".join(sorted(unknown)))
     mode = "quick" if args.quick else "full"
-    rounds = ROUNDS[mode]
+    rounds = dict(ROUNDS[mode])
+    if args.rounds:
+        rounds.update((bid, args.rounds) for bid in wanted)
     started = time.monotonic()
     load_at_start = "%.2f, %.2f, %.2f" % os.getloadavg()
 

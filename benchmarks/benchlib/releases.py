@@ -41,7 +41,7 @@ STOCK_ROOT = "/usr/lib/cgi-bin"
 # default on_error), so site.yml leaves it out, as a user would.
 EXCLUDE = ["tests_syntax_error.py"]
 # Files that ansible.builtin.copy pushes for real; the rest is extrapolated.
-COPY_SUBSET = {"full": 100, "quick": 20}
+COPY_SUBSET = {"full": 20, "quick": 10}
 
 FIRST = "first push"
 ONE_PCT = "1% changed"
