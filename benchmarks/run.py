@@ -1,4 +1,4 @@
-"""The pycgi.hosting benchmark suite (`make bench`): B0-B6, results in benchmarks/results/.
+"""The pycgi.hosting benchmark suite (`make bench`): B0-B7, results in benchmarks/results/.
 
     python benchmarks/run.py [--quick] [--only B1,B2] [--python /usr/bin/python3]
 
@@ -24,19 +24,20 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
-from benchlib import container, host, report, trees  # noqa: E402
+from benchlib import container, host, releases, report, trees  # noqa: E402
 from benchlib.ansible_runs import Ansible, local_inventory  # noqa: E402
 from benchlib.results import Bench  # noqa: E402
 
-ALL_IDS = ("B0", "B1", "B2", "B3", "B4", "B5", "B6")
+ALL_IDS = ("B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7")
 ROUNDS = {
-    "full": {"B0": 40, "B1": 3, "B2": 7, "B3": 5, "B4": 3, "B5": 4, "B6": 3},
-    "quick": {"B0": 12, "B1": 1, "B2": 3, "B3": 2, "B4": 1, "B5": 1, "B6": 1},
+    "full": {"B0": 40, "B1": 3, "B2": 7, "B3": 5, "B4": 3, "B5": 4, "B6": 3, "B7": 3},
+    "quick": {"B0": 12, "B1": 1, "B2": 3, "B3": 2, "B4": 1, "B5": 1, "B6": 1, "B7": 1},
 }
 # The modules each benchmark drives (a benchmark whose module is not built yet is skipped).
 NEEDS = {"B0": ("precompile", "pycache_owner"), "B1": ("precompile",), "B2": ("precompile",),
          "B3": ("precompile",), "B4": ("pycache_owner",), "B5": ("selinux_context",),
-         "B6": ("precompile", "pycache_owner", "selinux_context", "httpd_pycache")}
+         "B6": ("precompile", "pycache_owner", "selinux_context", "httpd_pycache"),
+         "B7": ("release", "precompile", "pycache_owner", "selinux_context", "httpd_pycache")}
 WORK = os.path.join(HERE, ".work")
 TMPFS = "/dev/shm"
 DEFAULT_OUT = os.path.join(HERE, "results")
@@ -150,6 +151,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about a third of the time)")
     parser.add_argument("--only", default=",".join(ALL_IDS), help="comma-separated ids, e.g. B1,B2")
+    parser.add_argument("--rounds", type=int, help="rounds of every selected id instead of the mode's")
     parser.add_argument("--python", default="/usr/bin/python3",
                         help="the interpreter the trees are compiled for (default /usr/bin/python3)")
     parser.add_argument("--out", default=DEFAULT_OUT)
@@ -168,7 +170,9 @@ def main(argv=None):
     if unknown:
         parser.error("unknown ids: %s" % ", ".join(sorted(unknown)))
     mode = "quick" if args.quick else "full"
-    rounds = ROUNDS[mode]
+    rounds = dict(ROUNDS[mode])
+    if args.rounds:
+        rounds.update((bid, args.rounds) for bid in wanted)
     started = time.monotonic()
     load_at_start = "%.2f, %.2f, %.2f" % os.getloadavg()
 
@@ -208,15 +212,16 @@ def main(argv=None):
         "B4": lambda: host.profile_misses(host_ctx, host.b4_owner(host_ctx, tree_paths)),
         "B5": lambda: container.b5_selinux(container_ctx),
         "B6": lambda: container.b6_site(container_ctx, tree_paths["synthetic"]),
+        "B7": lambda: releases.b7_releases(container_ctx, tree_paths, mode),
     }
     # Host benchmarks first (B2-B4 start from the caches B1 leaves), containers after.
-    order = ["B1", "B2", "B3", "B4", "B0", "B5", "B6"]
+    order = ["B1", "B2", "B3", "B4", "B0", "B5", "B6", "B7"]
     results = {}
     for bid in order:
         if bid not in wanted:
             continue
         missing = [m for m in NEEDS[bid] if m not in modules]
-        needs_podman = bid in ("B0", "B5", "B6")
+        needs_podman = bid in ("B0", "B5", "B6", "B7")
         if missing:
             bench = Bench(bid, "", "", "")
             bench.skipped = "not measured: module(s) %s not in the collection yet" % ", ".join(missing)

@@ -534,6 +534,7 @@ def _make_cache_dirs(src_dir, dst_dir):
     for src, dst in reversed(missing):
         os.mkdir(dst, 0o700)
         _copy_owner_mode(dst, os.lstat(src) if os.path.isdir(src) else os.lstat(os.path.dirname(dst)))
+        _copy_label(src, dst)
 
 
 def _copy_pycache(src_file, dst_file, pycache_prefix=None, dst_final=None):
@@ -542,7 +543,16 @@ def _copy_pycache(src_file, dst_file, pycache_prefix=None, dst_final=None):
     ``dst_file``, whose path once its release is live is ``dst_final``. The source is the same
     inode, so their timestamps, source mtime and size, stay current. Copies, not links: a cache
     the web server user may write in one release must not be another release's, and
-    pycache_owner leaves a file with several links alone."""
+    pycache_owner leaves a file with several links alone.
+
+    ``src_file`` is any file of an earlier release with the same content and mode, not
+    necessarily of the same name (several sources of a tree may be identical, empty
+    ``__init__.py`` and ``models.py`` side by side): the caches are named after ``dst_file``.
+    Python fixes up the code's file name when it loads a cache, and checks it against the
+    source's mtime and size (or hash), which the hard link shares."""
+    if not dst_file.endswith(".py"):
+        # Python imports, and caches, only .py sources.
+        return 0
     if pycache_prefix:
         src_cache = prefix_cache_dir(pycache_prefix, os.path.dirname(src_file))
         dst_cache = prefix_cache_dir(pycache_prefix, os.path.dirname(dst_final or dst_file))
@@ -550,6 +560,7 @@ def _copy_pycache(src_file, dst_file, pycache_prefix=None, dst_final=None):
         src_cache = os.path.join(os.path.dirname(src_file), "__pycache__")
         dst_cache = os.path.join(os.path.dirname(dst_file), "__pycache__")
     stem = os.path.basename(src_file).rpartition(".")[0] or os.path.basename(src_file)
+    dst_stem = os.path.basename(dst_file)[:-len(".py")]
     try:
         names = [n for n in os.listdir(src_cache) if n.startswith(stem + ".") and n.endswith(".pyc")
                  and n[len(stem) + 1:].count(".") in (1, 2)]
@@ -569,7 +580,7 @@ def _copy_pycache(src_file, dst_file, pycache_prefix=None, dst_final=None):
             st = os.fstat(src.fileno())
             if not stat.S_ISREG(st.st_mode):
                 continue
-            dst = os.path.join(dst_cache, name)
+            dst = os.path.join(dst_cache, dst_stem + name[len(stem):])
             if pycache_prefix and os.path.lexists(dst):
                 # Left by an earlier build of this release id that failed after copying.
                 os.unlink(dst)
@@ -577,9 +588,45 @@ def _copy_pycache(src_file, dst_file, pycache_prefix=None, dst_final=None):
             with os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(src, out, CHUNK)
             _copy_owner_mode(dst, st)
+            _copy_label(os.path.join(src_cache, name), dst)
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
             count += 1
     return count
+
+
+SELINUX_XATTR = "security.selinux"
+LABEL_ERRORS = (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT, errno.EPERM, errno.EACCES)
+
+
+def _copy_label(source, target):
+    """Gives ``target`` the SELinux label of ``source`` (neither followed), when it has one:
+    the same relative path in the release the new one follows, whose label the rules that
+    cover every release gave it, so that labelling the new release finds it right instead of
+    relabelling every new path. Where labels cannot be read or set nothing happens; the
+    labelling step checks every path either way."""
+    try:
+        # Only from a path of the same type: a rule may give a directory another type.
+        if stat.S_IFMT(os.lstat(source).st_mode) != stat.S_IFMT(os.lstat(target).st_mode):
+            return
+        label = os.getxattr(source, SELINUX_XATTR, follow_symlinks=False)
+        os.setxattr(target, SELINUX_XATTR, label, follow_symlinks=False)
+    except OSError as error:
+        if error.errno not in LABEL_ERRORS:
+            raise
+
+
+def _label_base(layout, on_disk):
+    """The tree whose labels a new release copies: the live release, the plain directory a
+    first push migrates, or the newest release on disk; None when there is none."""
+    try:
+        kind, live = layout.live()
+    except ReleaseError:
+        kind, live = None, None
+    if kind == "link" and live:
+        return layout.release_path(live)
+    if kind == "directory":
+        return layout.path
+    return layout.release_path(on_disk[-1]) if on_disk else None
 
 
 def _copy_owner_mode(path, st):
@@ -607,7 +654,9 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
     originals = layout.originals_path(release_id)
     if os.path.lexists(final):
         raise ReleaseError("release %s already exists" % final)
-    by_mode, by_hash = content_index(layout, layout.releases_on_disk())
+    on_disk = layout.releases_on_disk()
+    by_mode, by_hash = content_index(layout, on_disk)
+    label_base = _label_base(layout, on_disk)
     counts = {"linked": 0, "copied": 0, "extracted": 0, "pycache_copied": 0, "launchers": []}
     if os.path.lexists(partial):
         shutil.rmtree(partial)
@@ -620,6 +669,7 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
             os.mkdir(os.path.join(partial, rel), 0o700)
         mtimes = {}
         needed = {}
+        linked = set()
         for rel, (kind, size, mode, sha) in sorted(manifest.items()):
             dst = os.path.join(partial, rel)
             if kind == LINK:
@@ -627,6 +677,7 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
             elif kind == FILE:
                 if (sha, mode) in by_mode:
                     os.link(by_mode[(sha, mode)], dst, follow_symlinks=False)
+                    linked.add(rel)
                     counts["linked"] += 1
                     counts["pycache_copied"] += _copy_pycache(by_mode[(sha, mode)], dst, pycache_prefix,
                                                               os.path.join(final, rel))
@@ -649,6 +700,13 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
         for rel, (kind, _size, mode, _sha) in manifest.items():
             if kind == FILE:
                 mtimes[rel] = os.lstat(os.path.join(partial, rel)).st_mtime_ns
+        if label_base:
+            # A hard link has its label already (the inode's); the rest, new paths, take the
+            # label of the same path in the release this one follows.
+            _copy_label(label_base, partial)
+            for rel in manifest:
+                if rel not in linked:
+                    _copy_label(os.path.join(label_base, rel), os.path.join(partial, rel))
         launchers = {}
         if split_entry is not None:
             launchers = split_entry_scripts(partial, manifest, originals, split_entry)

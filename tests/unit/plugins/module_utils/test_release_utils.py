@@ -188,6 +188,74 @@ def test_release_built_from_links_and_archive_with_its_pycache(tmp_path, layout,
     assert "matches" in out.stderr and "code object from" in out.stderr and "wrote" not in out.stderr
 
 
+def test_identical_sources_each_get_their_own_caches_in_the_next_release(tmp_path, layout, any_python):
+    """Identical sources (empty __init__.py and models.py side by side, as Django's test apps
+    have) are hard links to one file of the earlier release: each gets caches named after
+    itself, current, and building the release does not fail on a cache copied twice."""
+    _version, python = any_python
+    files = {"app/__init__.py": "", "app/models.py": "", "app/views.py": "VIEW = 1\n",
+             "other/__init__.py": "", "other/empty.py": "", "other/data.txt": ""}
+    src = make_tree(tmp_path / "src", files)
+    first, _plan, _counts = push(layout, src)
+    subprocess.run([python, "-m", "compileall", "-q", layout.release_path(first)], check=True, env=child_env())
+    (src / "app" / "views.py").write_text("VIEW = 2\n")
+    second, _plan, counts = push(layout, src)
+    second_dir = layout.release_path(second)
+    # The four empty .py sources, each with its own cache; the changed views.py has none yet.
+    assert counts["linked"] == 5 and counts["pycache_copied"] == 4, counts
+    for package, modules in (("app", ("__init__", "models")), ("other", ("__init__", "empty"))):
+        cached = sorted(name.split(".")[0] for name in os.listdir(os.path.join(second_dir, package, "__pycache__")))
+        assert cached == sorted(modules), (package, cached)
+    out = subprocess.run([python, "-v", "-c", "import app.models, other.empty"], cwd=second_dir,
+                         capture_output=True, text=True, env=child_env(), check=True)
+    for module in ("app/__init__", "app/models", "other/__init__", "other/empty"):
+        assert "matches %s/%s.py" % (second_dir, module) in out.stderr, out.stderr[-2000:]
+    assert "# wrote" not in out.stderr and "# created" not in out.stderr
+
+
+SELINUX_XATTR = "security.selinux"
+
+
+def _label(path):
+    try:
+        return os.getxattr(str(path), SELINUX_XATTR, follow_symlinks=False)
+    except OSError:
+        return None
+
+
+def test_a_new_release_takes_the_labels_of_the_release_it_follows(tmp_path, layout, any_python):
+    """New paths of a release (its directories, changed files, links, copied caches) get the
+    SELinux label of the same path in the live release, so that labelling it finds them right;
+    a path new to the tree gets none (the labelling step gives it one)."""
+    _version, python = any_python
+    src = make_tree(tmp_path / "src", APP, modes={"hello.py": 0o755}, links={"alias.py": "hello.py"})
+    first, _plan, _counts = push(layout, src)
+    first_dir = layout.release_path(first)
+    subprocess.run([python, "-m", "compileall", "-q", first_dir], check=True, env=child_env())
+    rel.point_at(layout, first)
+    labels = {}
+    try:
+        for directory, subdirs, files in os.walk(first_dir):
+            for name in [""] + subdirs + files:
+                path = os.path.join(directory, name)
+                label = ("system_u:object_r:t%d_t:s0\0" % len(labels)).encode()
+                os.setxattr(path, SELINUX_XATTR, label, follow_symlinks=False)
+                labels[os.path.relpath(path, first_dir)] = label
+    except OSError as exc:
+        pytest.skip("security.selinux cannot be set here: %s" % exc)
+    (src / "hello.py").write_text(APP["hello.py"] + "# v2\n")
+    (src / "lib" / "new.py").write_text("NEW = 1\n")
+    second, _plan, counts = push(layout, src)
+    second_dir = layout.release_path(second)
+    assert counts["pycache_copied"] == 2 and counts["extracted"] == 2, counts
+    pycache = [os.path.join("lib", "__pycache__", name) for name in os.listdir(os.path.join(first_dir, "lib", "__pycache__"))]
+    for path in [".", "lib", "static", "hello.py", "alias.py", "lib/util.py", "lib/__pycache__"] + pycache:
+        assert _label(os.path.join(second_dir, path)) == labels[os.path.normpath(path)], path
+    # hello.py's new content is a new inode: the label was copied, the first release keeps its own.
+    assert os.stat(os.path.join(second_dir, "hello.py")).st_ino != os.stat(os.path.join(first_dir, "hello.py")).st_ino
+    assert _label(os.path.join(second_dir, "lib", "new.py")) is None
+
+
 def tar_with(path, members):
     with tarfile.open(path, "w") as tar:
         for info, data in members:
