@@ -88,9 +88,15 @@ def has_meta_chars(target):
 def lookup_order(*rule_lists):
     """Rules of file_contexts, .homedirs and .local in libselinux's order (sort_specs()): the regular
     expressions in file order, then the exact paths in file order. A lookup takes the last match."""
+    return _sorted_specs(rule_lists)[0]
+
+
+def _sorted_specs(rule_lists):
+    """(rules in lookup order, how many of them are regular expressions: those come first)."""
     rules = [rule for rules in rule_lists for rule in rules]
-    return [rule for rule in rules if has_meta_chars(rule.target)] + [
-        rule for rule in rules if not has_meta_chars(rule.target)]
+    meta = [has_meta_chars(rule.target) for rule in rules]
+    regexes = [rule for rule, is_regex in zip(rules, meta) if is_regex]
+    return regexes + [rule for rule, is_regex in zip(rules, meta) if not is_regex], len(regexes)
 
 
 def _class_end(data, i):
@@ -223,9 +229,9 @@ the equivalences (subs)."""
 
 def policy_rules(rule_lists, subs=()):
     """The PolicyRules of file_contexts, .homedirs and .local (in that order) and of the subs files."""
-    rules = lookup_order(*rule_lists)
+    rules, regexes = _sorted_specs(rule_lists)
     return PolicyRules(rules, [literal_head(rule.target) for rule in rules],
-                       [None if has_meta_chars(rule.target) else plain_literal(rule.target) for rule in rules],
+                       [None] * regexes + [plain_literal(rule.target) for rule in rules[regexes:]],
                        list(subs))
 
 
