@@ -212,6 +212,7 @@ def path_bytes(path):
 SELINUX_CONFIG = "/etc/selinux/config"
 SEMANAGE_CONF = "/etc/selinux/semanage.conf"
 ENFORCE_FILE = "/sys/fs/selinux/enforce"
+OS_RELEASE = "/etc/os-release"
 # Companions of file_contexts that libselinux loads from beside the path it is given.
 FC_COMPANIONS = (".bin", ".homedirs", ".homedirs.bin", ".subs", ".subs_dist")
 
@@ -455,7 +456,7 @@ def run(module):
 
     host, missing = find_host(module, state, relabel)
     if missing:
-        msg = missing_message(missing, os_family(read_text("/etc/os-release")))
+        msg = missing_message(missing, os_family(read_text(OS_RELEASE)))
         if params["missing_tools"] == "skip":
             module.exit_json(changed=False, skipped=True, msg=msg, selinux_status=status)
         module.fail_json(msg=msg, selinux_status=status)
