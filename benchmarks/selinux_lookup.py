@@ -28,6 +28,7 @@ from benchlib.container import _copy_tree, start_container  # noqa: E402
 
 LIB_DIR = "/root/bench/lib"
 PROBE = os.path.join(HERE, "benchlib", "selinux_probe.py")
+CHECK = os.path.join(REPO, "tests", "container", "selinux_lookup_check.py")
 RESULTS = os.path.join(HERE, "results")
 
 
@@ -61,6 +62,7 @@ def run(rounds):
         runtime = module_runtime(work)
         _copy_tree(_Ctx(work), container, runtime, LIB_DIR)
         container.copy_in(PROBE, "/root/bench/selinux_probe.py")
+        container.copy_in(CHECK, "/root/bench/selinux_lookup_check.py")
         load = container.exec("cat", "/proc/loadavg").stdout.split()[:3]
         proc = container.exec("/usr/bin/python3", "/root/bench/selinux_probe.py", LIB_DIR, str(rounds),
                               timeout=3600)

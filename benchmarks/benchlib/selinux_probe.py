@@ -1,7 +1,7 @@
 """Label lookup, inside a container of the test image: the collection's own lookup against
 libselinux's `matchpathcon()` through ansible-core's `ansible.module_utils.compat.selinux`.
 
-    python3 selinux_probe.py LIB_DIR ROUNDS
+    python3 selinux_probe.py LIB_DIR ROUNDS    (selinux_lookup_check.py beside it)
 
 LIB_DIR holds `ansible/module_utils` and `ansible_collections/pycgi/hosting` (see
 `selinux_lookup.py`, which copies them in and runs this). Prints one JSON document:
@@ -11,56 +11,26 @@ LIB_DIR holds `ansible/module_utils` and `ansible_collections/pycgi/hosting` (se
   the rules for each root, libselinux's `matchpathcon()` loads the policy on its first call
   (`matchpathcon_fini()` before each run makes every run load it);
 - `lookups_only`: the same lookups with the policy already loaded;
-- `agreement`: both asked about every path spec of the installed policy (file_contexts,
-  .homedirs, .local) and paths generated from it; every disagreement is listed.
+- `agreement`: ours and libselinux's `selabel_lookup_raw()` asked about every path spec of the
+  installed policy and paths generated from it (tests/container/selinux_lookup_check.py, also
+  run by test_selinux_lookup_policy.py); every disagreement is listed, and every path on
+  which `matchpathcon()` answers otherwise than `selabel_lookup_raw()`.
 """
-import ctypes
 import json
 import os
-import random
-import re
 import stat
+import subprocess
 import sys
 import time
 
-try:
-    import re._parser as sre_parse  # Python 3.11+
-    from re._constants import ANY, AT, BRANCH, CATEGORY, IN, LITERAL, MAX_REPEAT, MIN_REPEAT, NEGATE, \
-        NOT_LITERAL, RANGE, SUBPATTERN, MAXREPEAT
-except ImportError:  # pragma: no cover - older Python
-    import sre_parse
-    from sre_constants import ANY, AT, BRANCH, CATEGORY, IN, LITERAL, MAX_REPEAT, MIN_REPEAT, NEGATE, \
-        NOT_LITERAL, RANGE, SUBPATTERN, MAXREPEAT
-
 sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from ansible.module_utils.compat import selinux as libselinux  # noqa: E402
 from ansible_collections.pycgi.hosting.plugins.module_utils import _selinux_lookup as ours  # noqa: E402
-from ansible_collections.pycgi.hosting.plugins.module_utils import _selinux_parse as parse  # noqa: E402
+from selinux_lookup_check import Selabel, agreement, load_policy  # noqa: E402
 
-CONFIG = "/etc/selinux/config"
 B5_ROOTS = ["/srv/cgi%d" % number for number in range(1, 6)]
-MODES = {"dir": stat.S_IFDIR, "file": stat.S_IFREG, "lnk": stat.S_IFLNK, "chr": stat.S_IFCHR,
-         "blk": stat.S_IFBLK, "sock": stat.S_IFSOCK, "fifo": stat.S_IFIFO}
-
-
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def file_contexts():
-    policy = parse.parse_key_values(read_text(CONFIG) or "").get("SELINUXTYPE")
-    return ours.file_contexts_path(policy)
-
-
-def load_policy():
-    """What the module reads: the policy's rules in libselinux's order, with subs."""
-    path = file_contexts()
-    return ours.read_policy_rules(path, parse.parse_file_contexts(read_text(path)), read_text)
 
 
 def walk(root):
@@ -76,7 +46,12 @@ def walk(root):
 # --- trees ---------------------------------------------------------------------------------
 
 def make_b5_trees():
-    """The B5 trees (benchlib/container.py b5_selinux), with a compiled cache file each."""
+    """The B5 trees (benchlib/container.py b5_selinux), with a compiled cache file each, and the
+    rules selinux_context gives them (local rules, as after the module's run)."""
+    rules = "".join("fcontext -a -f a -t httpd_sys_script_exec_t %s(/.*)?\n"
+                    "fcontext -a -f a -t httpd_sys_rw_content_t %s(/.*)?/__pycache__(/.*)?\n" % (root, root)
+                    for root in B5_ROOTS)
+    subprocess.run(["semanage", "import"], input=rules, text=True, check=True, capture_output=True)
     for root in B5_ROOTS:
         os.makedirs(root + "/app/__pycache__", exist_ok=True)
         for path, text in ((root + "/hello.py", "import app\n"), (root + "/app/__init__.py", "VALUE = 1\n"),
@@ -128,38 +103,6 @@ def lib_contexts(paths, fresh=True):
     return contexts
 
 
-class Selabel:
-    """libselinux's selabel_lookup_raw(), what setfiles asks for each path it walks (through
-    the same libselinux.so that ansible-core's compat module loaded). Unlike matchpathcon() it
-    does not resolve symbolic links on the file system first."""
-
-    def __init__(self):
-        self.lib = libselinux._selinux_lib
-        self.lib.selabel_open.restype = ctypes.c_void_p
-        self.lib.selabel_open.argtypes = [ctypes.c_uint, ctypes.c_void_p, ctypes.c_uint]
-        self.lib.selabel_lookup_raw.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p),
-                                                ctypes.c_char_p, ctypes.c_int]
-        self.lib.selabel_lookup_raw.restype = ctypes.c_int
-        self.lib.selabel_close.argtypes = [ctypes.c_void_p]
-        self.handle = None
-
-    def open(self):
-        if self.handle:
-            self.lib.selabel_close(self.handle)
-        self.handle = self.lib.selabel_open(0, None, 0)  # SELABEL_CTX_FILE, the policy in force
-        if not self.handle:
-            raise OSError(ctypes.get_errno(), "selabel_open failed")
-
-    def lookup(self, path, mode):
-        con = ctypes.c_char_p()
-        if self.lib.selabel_lookup_raw(self.handle, ctypes.byref(con), path, mode) < 0:
-            return ours.NO_CONTEXT
-        try:
-            return con.value.decode()
-        finally:
-            self.lib.freecon(con)
-
-
 SELABEL = Selabel()
 
 
@@ -167,6 +110,13 @@ def selabel_contexts(paths, fresh=True):
     if fresh or not SELABEL.handle:
         SELABEL.open()
     return [SELABEL.lookup(path, mode) for path, mode in paths]
+
+
+def matchpathcon(path, mode):
+    try:
+        return libselinux.matchpathcon(path, mode)[1]
+    except OSError:
+        return ours.NO_CONTEXT
 
 
 def timed(function):
@@ -217,148 +167,6 @@ def measure(trees, rounds):
 
 # --- the whole policy -----------------------------------------------------------------------
 
-def _category_char(category):
-    name = str(category).upper()
-    if "NOT_SPACE" in name or "WORD" in name and "NOT" not in name or "NOT_DIGIT" in name:
-        return "a"
-    if "DIGIT" in name:
-        return "1"
-    if "SPACE" in name:
-        return " "
-    return "-"
-
-
-def _class_char(items, rng):
-    negate = any(op is NEGATE for op, _ in items)
-    allowed = []
-    for op, value in items:
-        if op is LITERAL:
-            allowed.append(chr(value))
-        elif op is RANGE:
-            allowed.append(chr(value[0]))
-        elif op is CATEGORY:
-            allowed.append(_category_char(value))
-    if negate:
-        for char in "xq9_":
-            if char not in allowed:
-                return char
-        return "z"
-    candidates = [c for c in allowed if c != "/"] or allowed or ["x"]
-    return rng.choice(candidates)
-
-
-def generate(parsed, rng, extra):
-    """One string the parsed expression matches (extra: repeat optional parts that often)."""
-    out = []
-    for op, value in parsed:
-        if op is LITERAL:
-            out.append(chr(value))
-        elif op is NOT_LITERAL:
-            out.append("x" if chr(value) != "x" else "y")
-        elif op is ANY:
-            out.append(rng.choice("xk9"))
-        elif op is IN:
-            out.append(_class_char(value, rng))
-        elif op is CATEGORY:
-            out.append(_category_char(value))
-        elif op in (MAX_REPEAT, MIN_REPEAT):
-            low, high, sub = value
-            count = low + extra if high is MAXREPEAT or high >= low + extra else high
-            out.extend(generate(sub, rng, extra) for _ in range(count))
-        elif op is SUBPATTERN:
-            out.append(generate(value[-1], rng, extra))
-        elif op is BRANCH:
-            out.append(generate(rng.choice(value[1]), rng, extra))
-        elif op is AT:
-            continue
-        else:
-            raise ValueError("unsupported %s" % op)
-    return "".join(out)
-
-
-def policy_paths(policy, rng):
-    """(path, mode) pairs from every spec: each exact path, strings each regular expression
-    matches, and paths below them (a file, a directory, a __pycache__ file)."""
-    pairs = set()
-    modes = {"a": ("file", "dir"), "f": ("file",), "d": ("dir",), "l": ("lnk",), "c": ("chr",),
-             "b": ("blk",), "s": ("sock",), "p": ("fifo",)}
-    for rule in policy.rules:
-        bases = []
-        literal = ours.plain_literal(rule.target) if not ours.has_meta_chars(rule.target) else None
-        if literal is not None:
-            bases.append(literal.decode("utf-8", "surrogateescape"))
-        else:
-            try:
-                parsed = sre_parse.parse(rule.target)
-            except Exception:  # noqa: BLE001 - a spec Python cannot read is listed, not generated
-                continue
-            for extra in (0, 1, 2):
-                try:
-                    bases.append(generate(parsed, rng, extra))
-                except ValueError:
-                    break
-        for base in bases:
-            if not base.startswith("/") or "\n" in base:
-                continue
-            base = re.sub("/+", "/", base).rstrip("/")  # as the module's roots and walked paths are
-            if not base:
-                continue
-            for mode in modes.get(rule.ftype, ("file",)):
-                pairs.add((base, mode))
-            for child in ("/x", "/sub/file.py", "/__pycache__/m.cpython-311.pyc"):
-                pairs.add((base + child, "file"))
-            pairs.add((base + "/sub", "dir"))
-    return sorted(pairs)
-
-
-def agreement(rng_seed=18):
-    """Ours and libselinux on every generated path, each decided under its parent directory as
-    root (the module's roots are directories above the paths) and under the path itself."""
-    policy = load_policy()
-    pairs = policy_paths(policy, random.Random(rng_seed))
-    cache = {}
-    compared = declined = 0
-    declined_reasons = {}
-    disagreements, matchpathcon_differs = [], []
-    SELABEL.open()
-    for path, mode_name in pairs:
-        mode = MODES[mode_name]
-        path_b = path.encode("utf-8", "surrogateescape")
-        lib = SELABEL.lookup(path_b, mode)
-        try:
-            resolved = libselinux.matchpathcon(path_b, mode)[1]
-        except OSError:
-            resolved = ours.NO_CONTEXT
-        if resolved != lib:
-            matchpathcon_differs.append({"path": path, "mode": mode_name, "selabel_lookup": lib,
-                                         "matchpathcon": resolved})
-        for root in (path.rpartition("/")[0], path):
-            if root.count("/") < 1 or root == "/" or not root:
-                continue
-            if root not in cache:
-                try:
-                    cache[root] = ours.root_labels(root, policy)
-                except Exception as exc:  # noqa: BLE001 - listed as a disagreement below
-                    cache[root] = (None, "error: %r" % exc)
-            specs, reason = cache[root]
-            if reason:
-                declined += 1
-                key = reason.split(" ")[0:3]
-                declined_reasons[" ".join(key)] = declined_reasons.get(" ".join(key), 0) + 1
-                continue
-            compared += 1
-            spec = ours.lookup(specs, path_b, mode)
-            mine = spec.rule.context if spec else None
-            if mine != lib:
-                disagreements.append({"path": path, "mode": mode_name, "root": root, "ours": mine,
-                                      "libselinux": lib, "rule": spec.rule.target if spec else None})
-        if len(cache) > 20000:
-            cache.clear()
-    return {"rules": len(policy.rules), "subs": len(policy.subs), "paths": len(pairs), "compared": compared,
-            "declined": declined, "declined_reasons": declined_reasons,
-            "disagreements": disagreements, "matchpathcon_differs": matchpathcon_differs}
-
-
 def main():
     rounds = int(sys.argv[2])
     make_b5_trees()
@@ -373,7 +181,7 @@ def main():
     times, lookups_only, checks = measure(trees, rounds)
     result = {"timings": times, "lookups_only": lookups_only, "tree_checks": checks,
               "tree_paths": dict((name, len(paths)) for name, (roots, paths) in trees.items()),
-              "agreement": agreement()}
+              "agreement": agreement(matchpathcon)}
     print(json.dumps(result))
 
 
