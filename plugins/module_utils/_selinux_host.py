@@ -319,7 +319,7 @@ class Host:
         Returns (relabeled, checked, reason): the paths setfiles relabeled, how many labels were
         compared, and why the roots still need a full `setfiles -F` (None when they do not). The
         contexts are decided with the few rules that can apply below each root (see
-        `_selinux.root_labels()`); matchpathcon then confirms one path for every rule and file type
+        `_selinux_lookup.root_labels()`); matchpathcon then confirms one path for every rule and file type
         that decided one, and setfiles must relabel exactly the paths found to differ. Anything else
         (a rule or path this module cannot decide, an equivalence, a file system without labels,
         libselinux deciding otherwise) leaves the decision to the full relabel.
