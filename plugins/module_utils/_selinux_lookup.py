@@ -35,9 +35,10 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_rules impor
 #
 # `setfiles -F` over a tree asks libselinux for the context of every path, and each lookup tries
 # the policy's regular expressions one after the other, seconds for a tree of 10,000 modules
-# with their caches also when every label is right (benchmarks/results/selinux_lookup.md). Yet below a CGI root only a handful of rules can decide a path. So on a run that
-# changes no rule the module decides each path's context here with those rules alone (the way
-# libselinux does, see `root_labels()`), compares it with the label on disk (the
+# with their caches also when every label is right (benchmarks/results/selinux_lookup.md). Yet
+# below a CGI root only a handful of rules can decide a path. So on a run that changes no rule
+# the module decides each path's context here with those rules alone (the way libselinux does,
+# see `root_labels()`), compares it with the label on disk (the
 # security.selinux attribute, one getxattr a path) and hands setfiles only the paths that
 # differ. Whatever cannot be decided with confidence makes the caller relabel the whole roots
 # with setfiles as before; `scan_labels()` and `root_labels()` say why.

@@ -90,7 +90,6 @@ class Selabel:
             self.lib.freecon(con)
 
 
-
 def _category_char(category):
     name = str(category).upper()
     if "NOT_SPACE" in name or "WORD" in name and "NOT" not in name or "NOT_DIGIT" in name:
@@ -103,7 +102,7 @@ def _category_char(category):
 
 
 def _class_char(items, rng):
-    negate = any(op is NEGATE for op, _ in items)
+    negate = any(op is NEGATE for op, _value in items)
     allowed = []
     for op, value in items:
         if op is LITERAL:
@@ -138,7 +137,7 @@ def generate(parsed, rng, extra):
         elif op in (MAX_REPEAT, MIN_REPEAT):
             low, high, sub = value
             count = low + extra if high is MAXREPEAT or high >= low + extra else high
-            out.extend(generate(sub, rng, extra) for _ in range(count))
+            out.extend(generate(sub, rng, extra) for _count in range(count))
         elif op is SUBPATTERN:
             out.append(generate(value[-1], rng, extra))
         elif op is BRANCH:
