@@ -9,16 +9,24 @@ PCRE read with Python's `re`, equivalences). `root_labels()` is its one entry po
 returns the few rules that decide the paths below a root, ready for `lookup()` and
 `entry_specs()`, or says why it cannot decide them, and the caller then lets libselinux
 (`setfiles`) decide every path. Where it would decide differently from libselinux that is a
-bug here: `tests/unit/plugins/module_utils/test_selinux_lookup_policy.py` asks libselinux's
-`matchpathcon()` about every spec of the installed reference policy and compares.
+bug here: `tests/container/test_selinux_lookup_policy.py` asks libselinux
+(`selabel_lookup_raw()`, what setfiles and the `matchpathcon` command call) about every spec of
+the installed reference policy, local rules included, and compares.
 
 Why not ask libselinux itself for every path (ansible-core's
-`ansible.module_utils.compat.selinux.matchpathcon`)? It is many times slower on a tree (each
-lookup tries the policy's regular expressions one after the other; the ratio is in
-`benchmarks/results/selinux_lookup.md`, measured by `benchmarks/selinux_lookup.py`), and it
-only knows the policy in force: check mode predicts the labels of rules not committed yet
-with `matchpathcon -f`/`setfiles -n` against a simulated file_contexts. matchpathcon still
-confirms one path for every rule that decided one (`_selinux_host.Host.confirm`).
+`ansible.module_utils.compat.selinux.matchpathcon`)? `benchmarks/selinux_lookup.py` measures both
+(results in `benchmarks/results/selinux_lookup.md`). On a handful of paths (the B5 trees)
+libselinux is faster: it loads a compiled policy, where this reads and sorts the text one. On a
+real tree it is many times slower, and the more so below a directory the policy has many rules
+for (each lookup tries the regular expressions one after the other), while this tries the few
+rules that can apply below the root. The comparison of labels runs only on a re-run that changes
+no rule, which is where the cost of a large tree is paid every time. Besides, the wrapper offers
+only `matchpathcon()`, which resolves symbolic links on the file system first and so answers
+for another path than the one setfiles labels, and it only knows the policy in force: the
+check of rules not committed yet (`matchpathcon -f`, `setfiles -n` against a simulated
+file_contexts) stays with the command-line tools either way.
+libselinux keeps the last word: matchpathcon confirms one path for every rule that decided one
+(`_selinux_host.Host.confirm`), and any disagreement relabels the whole roots with setfiles.
 """
 
 from __future__ import annotations
