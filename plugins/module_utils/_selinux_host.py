@@ -59,7 +59,6 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_rules impor
     type_check_script,
 )
 
-
 DEFAULT_STORE_ROOT = "/var/lib/selinux"
 
 
@@ -221,7 +220,7 @@ def read_text(path):
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as handle:
             return handle.read()
-    except (IOError, OSError):
+    except OSError:
         return None
 
 
@@ -238,8 +237,9 @@ class Host:
     def run(self, argv, data=None, check_rc=True, what=None):
         rc, out, err = self.module.run_command(argv, data=data, environ_update={"LC_ALL": "C", "LANG": "C"})
         if check_rc and rc != 0:
-            self.module.fail_json(msg="%s failed (rc=%d): %s" % (what or argv[0], rc, (err or out).strip()),
-                                  rc=rc, stdout=out, stderr=err)
+            self.module.fail_json(
+                msg="%s failed (rc=%d): %s" % (what or argv[0], rc, (err or out).strip()), rc=rc, stdout=out, stderr=err
+            )
         return rc, out, err
 
     def local_rules(self):
@@ -255,8 +255,9 @@ class Host:
         if self._base_rules is None:
             text = read_text(self.file_contexts)
             if text is None:
-                self.module.fail_json(msg="cannot read %s, the file contexts of the %s policy" % (
-                    self.file_contexts, self.policy))
+                self.module.fail_json(
+                    msg="cannot read %s, the file contexts of the %s policy" % (self.file_contexts, self.policy)
+                )
             self._base_rules = parse_file_contexts(text)
         return self._base_rules
 
@@ -276,14 +277,18 @@ class Host:
 
     def check_types(self, settings):
         """Fails naming the setting when semanage would refuse a type; commits nothing."""
-        rc, out, err = self.run([self.tools["semanage"], "import"],
-                                data=type_check_script([value for _name, value in settings]), check_rc=False)
+        rc, out, err = self.run(
+            [self.tools["semanage"], "import"],
+            data=type_check_script([value for _name, value in settings]),
+            check_rc=False,
+        )
         bad = invalid_types(err, settings)
         if bad:
             self.module.fail_json(msg=invalid_types_message(bad, self.policy), stderr=err)
         if "expected one argument" not in err:
-            self.module.fail_json(msg="checking the types with semanage failed (rc=%d): %s" % (rc, (err or out).strip()),
-                                  stderr=err)
+            self.module.fail_json(
+                msg="checking the types with semanage failed (rc=%d): %s" % (rc, (err or out).strip()), stderr=err
+            )
 
     def simulate(self, tmpdir, rules):
         """A file_contexts path that libselinux reads as the policy with these local rules."""
@@ -345,13 +350,19 @@ class Host:
         list_file = os.path.join(tmpdir, "relabel.list")
         with open(list_file, "wb") as handle:
             handle.write(nul_list(listed))
-        argv = [self.tools["setfiles"], "-F", "-v"] + (["-n"] if dry_run else []) + [
-            "-0", "-f", list_file, self.file_contexts]
+        argv = (
+            [self.tools["setfiles"], "-F", "-v"]
+            + (["-n"] if dry_run else [])
+            + ["-0", "-f", list_file, self.file_contexts]
+        )
         rc, out, err = self.run(argv, check_rc=False)
         relabeled = parse_setfiles(out)
         if rc != 0:
-            return relabeled, checked, "setfiles on the %d differing paths failed (rc=%d): %s" % (
-                len(wrong), rc, (err or out).strip())
+            return (
+                relabeled,
+                checked,
+                "setfiles on the %d differing paths failed (rc=%d): %s" % (len(wrong), rc, (err or out).strip()),
+            )
         if set(path_bytes(path) for path in relabeled) != set(path for path, _mode in wrong):
             return relabeled, checked, "setfiles relabeled other paths than the %d found to differ" % len(wrong)
         return relabeled, checked, None
@@ -361,9 +372,14 @@ class Host:
         argv = [self.tools["setfiles"], "-F", "-v"] + (["-n"] if dry_run else []) + [file_contexts] + roots
         rc, out, err = self.run(argv, check_rc=False)
         if rc != 0:
-            self.module.fail_json(msg="setfiles (relabeling after the rules are in place) failed (rc=%d): %s%s" % (
-                rc, (err or out).strip(), " (the rules were added)" if committed else ""),
-                changed=committed, rc=rc, stdout=out, stderr=err)
+            self.module.fail_json(
+                msg="setfiles (relabeling after the rules are in place) failed (rc=%d): %s%s"
+                % (rc, (err or out).strip(), " (the rules were added)" if committed else ""),
+                changed=committed,
+                rc=rc,
+                stdout=out,
+                stderr=err,
+            )
         return parse_setfiles(out)
 
 
@@ -414,8 +430,9 @@ def plan(host, state, roots, local_rules, settings):
         host.check_types(unknown)
     all_probes = [probe for root in roots for probe in probes(root)]
     by_mode = dict((mode, [p.path for p in all_probes if p.mode == mode]) for mode in ("dir", "file"))
-    return plan_present(roots, local_rules, base_specs, host.effective(by_mode),
-                        script_type, cache_type, mls_range), by_mode
+    return plan_present(
+        roots, local_rules, base_specs, host.effective(by_mode), script_type, cache_type, mls_range
+    ), by_mode
 
 
 def relabel_roots(host, roots, state, changed_rules, file_contexts, check_mode, committed, tmpdir):
@@ -465,9 +482,11 @@ def run(module):
         # setfiles would fail there after the commit: refuse before anything changes.
         frozen = [root for root in outermost(roots) if os.path.isdir(root) and read_only(root)]
         if frozen:
-            module.fail_json(msg="path: %s is on a read-only file system, so its labels cannot be written; nothing was"
-                                 " changed (relabel=false records the rules alone)" % ", ".join(frozen),
-                             selinux_status=status)
+            module.fail_json(
+                msg="path: %s is on a read-only file system, so its labels cannot be written; nothing was"
+                " changed (relabel=false records the rules alone)" % ", ".join(frozen),
+                selinux_status=status,
+            )
 
     local_rules = host.local_rules()
     tmpdir = tempfile.mkdtemp(prefix="pycgi-selinux-")
@@ -490,8 +509,15 @@ def run(module):
         relabeled, method, checked, reason = [], "none", 0, None
         if relabel:
             relabeled, method, checked, reason = relabel_roots(
-                host, roots, state, bool(changes.operations), file_contexts, module.check_mode,
-                bool(changes.operations) and not module.check_mode, tmpdir)
+                host,
+                roots,
+                state,
+                bool(changes.operations),
+                file_contexts,
+                module.check_mode,
+                bool(changes.operations) and not module.check_mode,
+                tmpdir,
+            )
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
@@ -509,6 +535,10 @@ def run(module):
         relabel_reason=reason,
     )
     if module._diff:
-        result["diff"] = dict(before=render_rules(local_rules), after=render_rules(after),
-                              before_header="SELinux local file contexts", after_header="SELinux local file contexts")
+        result["diff"] = dict(
+            before=render_rules(local_rules),
+            after=render_rules(after),
+            before_header="SELinux local file contexts",
+            after_header="SELinux local file contexts",
+        )
     return result

@@ -71,8 +71,15 @@ _META_CHAR = re.compile(rb"[.^$?*+|\[({]")
 # A run of literal bytes at the start of a spec: plain characters and the escapes read literally.
 _LITERAL_RUN = re.compile(rb"(?:[^\\.^$?*+|\[({)\]}]|\\[.^$?*+|\[\](){}\\/\-_,:;=!@#%&~'\"<> ]|\\x[0-9a-fA-F]{2})*")
 _LITERAL_ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})|\\(.)", re.DOTALL)
-FTYPE_MODES = {"f": stat.S_IFREG, "d": stat.S_IFDIR, "c": stat.S_IFCHR, "b": stat.S_IFBLK,
-               "s": stat.S_IFSOCK, "l": stat.S_IFLNK, "p": stat.S_IFIFO}
+FTYPE_MODES = {
+    "f": stat.S_IFREG,
+    "d": stat.S_IFDIR,
+    "c": stat.S_IFCHR,
+    "b": stat.S_IFBLK,
+    "s": stat.S_IFSOCK,
+    "l": stat.S_IFLNK,
+    "p": stat.S_IFIFO,
+}
 
 LookupSpec = collections.namedtuple("LookupSpec", ["index", "rule", "head", "stem", "mode", "match", "parent"])
 LookupSpec.__doc__ = """A rule ready for lookups: its place in lookup order, the literal bytes every
@@ -111,12 +118,12 @@ def _sorted_specs(rule_lists):
 def _class_end(data, i):
     """The index after the bracket expression starting at data[i] == '['."""
     j = i + 1
-    if j < len(data) and data[j] == 0x5e:  # ^
+    if j < len(data) and data[j] == 0x5E:  # ^
         j += 1
-    if j < len(data) and data[j] == 0x5d:  # a leading ] is literal
+    if j < len(data) and data[j] == 0x5D:  # a leading ] is literal
         j += 1
-    while j < len(data) and data[j] != 0x5d:
-        j += 2 if data[j] == 0x5c else 1
+    while j < len(data) and data[j] != 0x5D:
+        j += 2 if data[j] == 0x5C else 1
     return j + 1
 
 
@@ -126,17 +133,17 @@ def _top_level_alternation(data):
     depth, i = 0, 0
     while i < len(data):
         char = data[i]
-        if char == 0x5c:
+        if char == 0x5C:
             i += 2
             continue
-        if char == 0x5b:
+        if char == 0x5B:
             i = _class_end(data, i)
             continue
         if char == 0x28:
             depth += 1
         elif char == 0x29:
             depth -= 1
-        elif char == 0x7c and depth == 0:
+        elif char == 0x7C and depth == 0:
             return True
         i += 1
     return False
@@ -144,11 +151,11 @@ def _top_level_alternation(data):
 
 def _escape_at(data, i):
     """(literal bytes, length) of the backslash escape at data[i], or (None, 0) if it is not a literal."""
-    following = data[i + 1:i + 2]
+    following = data[i + 1 : i + 2]
     if following and following[0] in _ESCAPED_PUNCTUATION:
         return following, 2
-    if following == b"x" and len(data) >= i + 4 and all(c in _HEX for c in data[i + 2:i + 4]):
-        return bytes([int(data[i + 2:i + 4], 16)]), 4
+    if following == b"x" and len(data) >= i + 4 and all(c in _HEX for c in data[i + 2 : i + 4]):
+        return bytes([int(data[i + 2 : i + 4], 16)]), 4
     return None, 0
 
 
@@ -163,7 +170,7 @@ def literal_head(target):
         return b""
     run = _LITERAL_RUN.match(data).group(0)
     head = _LITERAL_ESCAPE.sub(_unescape, run) if b"\\" in run else run
-    if head and data[len(run):len(run) + 1] in (b"?", b"*", b"{"):
+    if head and data[len(run) : len(run) + 1] in (b"?", b"*", b"{"):
         head = head[:-1]  # the last literal (one byte, escaped or not) is optional
     return head
 
@@ -182,7 +189,7 @@ def covers(target, root):
     data, root = _bytes(target), _bytes(root)
     for suffix, strict in ((b"(/.*)?", False), (b"/.*", True)):
         if data.endswith(suffix):
-            base = plain_literal(data[:-len(suffix)])
+            base = plain_literal(data[: -len(suffix)])
             if base is not None and (root.startswith(base + b"/") or (root == base and not strict)):
                 return True
     return False
@@ -205,9 +212,9 @@ def python_readable(target):
         return False
     i = 0
     while i < len(data):
-        if data[i] == 0x5c:
+        if data[i] == 0x5C:
             literal, size = _escape_at(data, i)
-            following = data[i + 1:i + 2]
+            following = data[i + 1 : i + 2]
             if literal is None and not (following and following[0] in _ESCAPED_CLASSES):
                 return False
             i += size or 2
@@ -239,9 +246,12 @@ the equivalences (subs)."""
 def policy_rules(rule_lists, subs=()):
     """The PolicyRules of file_contexts, .homedirs and .local (in that order) and of the subs files."""
     rules, regexes = _sorted_specs(rule_lists)
-    return PolicyRules(rules, [literal_head(rule.target) for rule in rules],
-                       [None] * regexes + [plain_literal(rule.target) for rule in rules[regexes:]],
-                       list(subs))
+    return PolicyRules(
+        rules,
+        [literal_head(rule.target) for rule in rules],
+        [None] * regexes + [plain_literal(rule.target) for rule in rules[regexes:]],
+        list(subs),
+    )
 
 
 def file_contexts_path(policy):
@@ -300,9 +310,18 @@ def root_labels(root, policy):
             return None, "the rule %s is a regular expression this module does not evaluate" % rule.target
         stem = spec_stem(rule.target)
         data = _bytes(rule.target)
-        rest = data[len(stem):] if stem is not None else data
-        specs.append(LookupSpec(index, rule, policy.heads[index], stem, FTYPE_MODES.get(rule.ftype, 0),
-                                _matcher(rest), _parent_matcher(rest)))
+        rest = data[len(stem) :] if stem is not None else data
+        specs.append(
+            LookupSpec(
+                index,
+                rule,
+                policy.heads[index],
+                stem,
+                FTYPE_MODES.get(rule.ftype, 0),
+                _matcher(rest),
+                _parent_matcher(rest),
+            )
+        )
     return specs, None
 
 
@@ -312,9 +331,9 @@ def _parent_matcher(data):
     if _top_level_alternation(data):
         return None
     for suffix in (b"(/.*)?", b"/.*"):
-        if data.endswith(suffix) and not _top_level_alternation(data[:-len(suffix)]):
+        if data.endswith(suffix) and not _top_level_alternation(data[: -len(suffix)]):
             try:
-                return re.compile(b"(?:" + data[:-len(suffix)] + b")", re.DOTALL).fullmatch
+                return re.compile(b"(?:" + data[: -len(suffix)] + b")", re.DOTALL).fullmatch
             except re.error:
                 return None
     return None
@@ -331,7 +350,7 @@ def lookup(specs, path, mode):
         if spec.stem is None:
             if spec.match(path):
                 return spec
-        elif spec.stem == stem and spec.match(path[len(stem):]):
+        elif spec.stem == stem and spec.match(path[len(stem) :]):
             return spec
     return None
 
@@ -354,7 +373,8 @@ def _decides_below(spec, directory):
                 return True
         # The paths below the ancestor must have the spec's stem as theirs.
         elif (ancestor == spec.stem or ancestor.startswith(spec.stem + b"/")) and spec.parent(
-                ancestor[len(spec.stem):]):
+            ancestor[len(spec.stem) :]
+        ):
             return True
         ancestor = ancestor.rpartition(b"/")[0]
     return False

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_rules import _FLAG_FTYPES, _NAME_FTYPES, ALL_FILES, Rule, context_type
+from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_rules import (
+    _FLAG_FTYPES,
+    _NAME_FTYPES,
+    ALL_FILES,
+    Rule,
+    context_type,
+)
 
 
 def parse_file_contexts(text):
@@ -68,8 +74,9 @@ def effective_types(dir_output, file_output):
 
 def invalid_types(stderr, settings):
     """The (setting, type) pairs semanage rejected as not a file type, from its stderr."""
-    return [(name, value) for name, value in settings
-            if re.search(r"\bType %s is invalid\b" % re.escape(value), stderr)]
+    return [
+        (name, value) for name, value in settings if re.search(r"\bType %s is invalid\b" % re.escape(value), stderr)
+    ]
 
 
 def parse_setfiles(text):
@@ -78,7 +85,7 @@ def parse_setfiles(text):
     for line in text.splitlines():
         for prefix in ("Relabeled ", "Would relabel "):
             if line.startswith(prefix):
-                head = line[len(prefix):].rpartition(" to ")[0].rpartition(" from ")[0]
+                head = line[len(prefix) :].rpartition(" to ")[0].rpartition(" from ")[0]
                 if head:
                     paths.append(head)
                 break

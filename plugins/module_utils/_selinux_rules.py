@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import re
 
-
 TREE_SUFFIX = "(/.*)?"
 CACHE_SUFFIX = "(/.*)?/__pycache__(/.*)?"
 ALL_FILES = "a"
@@ -30,8 +29,14 @@ RELABELED_CAP = 100
 # semanage's file type letters, the file_contexts flag for each, and the names `-l` prints.
 FTYPE_FLAGS = {"a": "", "f": "--", "d": "-d", "c": "-c", "b": "-b", "s": "-s", "l": "-l", "p": "-p"}
 FTYPE_NAMES = {
-    "a": "all files", "f": "regular file", "d": "directory", "c": "character device",
-    "b": "block device", "s": "socket", "l": "symbolic link", "p": "named pipe",
+    "a": "all files",
+    "f": "regular file",
+    "d": "directory",
+    "c": "character device",
+    "b": "block device",
+    "s": "socket",
+    "l": "symbolic link",
+    "p": "named pipe",
 }
 _FLAG_FTYPES = dict((flag, ftype) for ftype, flag in FTYPE_FLAGS.items() if flag)
 _NAME_FTYPES = dict((name, ftype) for ftype, name in FTYPE_NAMES.items())
@@ -128,8 +133,10 @@ def make_context(setype, mls_range):
 def wanted_rules(root, script_type, cache_type, mls_range=None):
     """The two rules of a root: (tree rule, cache rule)."""
     spec = escape_path(root)
-    return (Rule(spec + TREE_SUFFIX, ALL_FILES, script_type, make_context(script_type, mls_range)),
-            Rule(spec + CACHE_SUFFIX, ALL_FILES, cache_type, make_context(cache_type, mls_range)))
+    return (
+        Rule(spec + TREE_SUFFIX, ALL_FILES, script_type, make_context(script_type, mls_range)),
+        Rule(spec + CACHE_SUFFIX, ALL_FILES, cache_type, make_context(cache_type, mls_range)),
+    )
 
 
 def probes(root):
@@ -179,10 +186,14 @@ def ineffective_message(wrong):
     first = collections.OrderedDict()
     for root, path, wanted, actual in wrong:
         first.setdefault(root, (path, wanted, actual))
-    return ("path: the rules for %s would not take effect, another rule takes precedence (an equivalence "
-            "rule, semanage fcontext -e, or an exact-path rule); the policy is unchanged (%s)" % (
-                ", ".join(first), "; ".join("%s would be %s, not %s" % (path, actual, wanted)
-                                            for path, wanted, actual in first.values())))
+    return (
+        "path: the rules for %s would not take effect, another rule takes precedence (an equivalence "
+        "rule, semanage fcontext -e, or an exact-path rule); the policy is unchanged (%s)"
+        % (
+            ", ".join(first),
+            "; ".join("%s would be %s, not %s" % (path, actual, wanted) for path, wanted, actual in first.values()),
+        )
+    )
 
 
 def _key(rule):
@@ -213,7 +224,8 @@ def plan_present(roots, local_rules, base_specs, effective, script_type, cache_t
     operations, added, removed = [], [], []
     readded_tree, readded_cache = [], []
     for root in roots:
-        def below(parents):
+
+        def below(parents, root=root):
             return any(root.startswith(parent + "/") for parent in parents)
 
         if below(readded_tree):
@@ -222,7 +234,8 @@ def plan_present(roots, local_rules, base_specs, effective, script_type, cache_t
         root_probes = probes(root)
         tree_ok = all(effective.get((p.path, p.mode)) == script_type for p in root_probes if p.kind == "tree")
         cache_ok = below(readded_cache) or all(
-            effective.get((p.path, p.mode)) == cache_type for p in root_probes if p.kind == "cache")
+            effective.get((p.path, p.mode)) == cache_type for p in root_probes if p.kind == "cache"
+        )
         readd_tree = not tree_ok
         readd_cache = cache_type != script_type if readd_tree else not cache_ok
         for rule, needed in ((tree, readd_tree), (cache, readd_cache)):
@@ -302,8 +315,9 @@ def invalid_types_message(invalid, policy):
 
 def render_rules(rules):
     """The local rules as `semanage fcontext -l -C` lists them (the diff's before and after)."""
-    return "".join("%s    %s    %s\n" % (rule.target, FTYPE_NAMES.get(rule.ftype, rule.ftype), rule.context)
-                   for rule in rules)
+    return "".join(
+        "%s    %s    %s\n" % (rule.target, FTYPE_NAMES.get(rule.ftype, rule.ftype), rule.context) for rule in rules
+    )
 
 
 def render_file_contexts(rules):
@@ -337,10 +351,19 @@ def missing_message(missing, family):
         packages = PACKAGES[item]
         what = "an SELinux policy" if item == "policy" else "'%s'" % item
         if family in packages:
-            parts.append("%s is missing: install the package %s (%s family; %s on the %s family)" % (
-                what, packages[family], family,
-                packages["Debian" if family == "RedHat" else "RedHat"], "Debian" if family == "RedHat" else "RedHat"))
+            parts.append(
+                "%s is missing: install the package %s (%s family; %s on the %s family)"
+                % (
+                    what,
+                    packages[family],
+                    family,
+                    packages["Debian" if family == "RedHat" else "RedHat"],
+                    "Debian" if family == "RedHat" else "RedHat",
+                )
+            )
         else:
-            parts.append("%s is missing: install the package %s (RedHat family) or %s (Debian family)" % (
-                what, packages["RedHat"], packages["Debian"]))
+            parts.append(
+                "%s is missing: install the package %s (RedHat family) or %s (Debian family)"
+                % (what, packages["RedHat"], packages["Debian"])
+            )
     return "; ".join(parts)
