@@ -122,6 +122,10 @@ molecule: deps ## Molecule: syntax of the CentOS scenario, full run of the offli
 	$(BIN)/molecule syntax -s default
 	$(BIN)/molecule test -s debian
 
+.PHONY: fleet
+fleet: deps ## Molecule: eight containers, a rolling release under load, a host failing mid-rollout (about 8 min)
+	$(BIN)/molecule test -s fleet
+
 .PHONY: molecule-centos
 EL_IMAGE := $(or $(PYCGI_EL_IMAGE),quay.io/centos/centos:stream9)
 molecule-centos: host-deps venv collection ## Molecule: the CentOS Stream 9 scenario (needs a container registry)
