@@ -42,8 +42,8 @@ END = "end of page"
 RELEASES = "/usr/lib/.cgi-bin.releases"
 FILLER = RELEASES + "/.filler"
 VERSION_LINES = r"^(m\d{2}) (\S+)$"
-# Eight generators share two cores with the deploy: one thread each, half a second between requests.
-PAUSE = 0.5
+# Eight generators share two cores with the deploy: one thread each, a second between requests.
+PAUSE = 1.0
 STEPS = ("Build the release of each root with a source", "Precompile the CGI trees",
          "Set the owner and modes of the caches", "Give the CGI trees and their caches their SELinux contexts",
          "Make the checked releases live")
