@@ -123,7 +123,7 @@ molecule: deps ## Molecule: syntax of the CentOS scenario, full run of the offli
 	$(BIN)/molecule test -s debian
 
 .PHONY: fleet
-fleet: deps ## Molecule: eight containers, a rolling release under load, a host failing mid-rollout (about 8 min)
+fleet: deps ## Molecule: eight containers, a rolling release under load, a host failing mid-rollout (8.5 min on 2 cores)
 	$(BIN)/molecule test -s fleet
 
 .PHONY: molecule-centos
@@ -144,7 +144,7 @@ demo-clean: ## Remove the demo container
 	podman rm -f -t 0 $${PYCGI_DEMO_CONTAINER:-pycgi-demo}
 
 .PHONY: test
-test: deps unit playbook-tests sanity lint container-tests molecule ## Every test: unit, sanity, lint, containers, Molecule
+test: deps unit playbook-tests sanity lint container-tests molecule fleet ## Every test: unit, sanity, lint, containers, Molecule, the fleet
 
 .PHONY: bench
 bench: deps ## Benchmarks B0-B6 (about 15 min; BENCH_ARGS=--quick for fewer runs): benchmarks/results/
