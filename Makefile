@@ -126,6 +126,10 @@ molecule: deps ## Molecule: syntax of the CentOS scenario, full run of the offli
 	$(BIN)/molecule syntax -s default
 	$(BIN)/molecule test -s debian
 
+.PHONY: fleet
+fleet: deps ## Molecule: eight containers, a rolling release under load, a host failing mid-rollout (8.5 min on 2 cores)
+	$(BIN)/molecule test -s fleet
+
 .PHONY: molecule-centos
 EL_IMAGE := $(or $(PYCGI_EL_IMAGE),quay.io/centos/centos:stream9)
 molecule-centos: host-deps venv collection ## Molecule: the CentOS Stream 9 scenario (needs a container registry)
@@ -144,7 +148,7 @@ demo-clean: ## Remove the demo container
 	podman rm -f -t 0 $${PYCGI_DEMO_CONTAINER:-pycgi-demo}
 
 .PHONY: test
-test: deps unit playbook-tests sanity lint container-tests molecule ## Every test: unit, sanity, lint, containers, Molecule
+test: deps unit playbook-tests sanity lint container-tests molecule fleet ## Every test: unit, sanity, lint, containers, Molecule, the fleet
 
 .PHONY: bench
 bench: deps ## Benchmarks B0-B7 (about 30 min; BENCH_ARGS=--quick for fewer runs): benchmarks/results/

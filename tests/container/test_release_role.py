@@ -3,6 +3,7 @@ CGI root as releases, Apache serves them, a broken push never goes live, rollbac
 step. One container for the whole story, since each step starts where the one before ended."""
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -107,6 +108,35 @@ def test_a_broken_push_never_goes_live(host):
     with open(os.path.join(app, "cgiapp", "render.py"), "w") as handle:
         handle.write(text.replace("\ndef broken(:\n", ""))
 
+
+
+def test_a_broken_push_is_discarded_and_its_step_reported(host):
+    """The role's rescue: the release prepared by the broken push is removed (it never went live),
+    the failure is logged on the host with the failing step's message, and the play's last line
+    names the host, the step, the root and the reason."""
+    container, app = host
+    serving = live(container)
+    before = sorted(name for name in container.exec("ls", "-A", RELEASES).stdout.split() if not name.startswith("."))
+    path = os.path.join(app, "cgiapp", "render.py")
+    with open(path) as handle:
+        text = handle.read()
+    with open(path, "a") as handle:
+        handle.write("\ndef broken(:\n")
+    try:
+        run = play(container, app)
+    finally:
+        with open(path, "w") as handle:
+            handle.write(text)
+    assert run.rc != 0, run.output[-3000:]
+    step = "Precompile the CGI trees with the interpreters that run them"
+    line = re.search(r"pycgi\.hosting\.cgi_host failed on %s at step '%s' \(root %s\): [^\n]*render\.py"
+                     % (re.escape(container.name), step, ROOT), run.output)
+    assert line, run.output[-3000:]
+    after = sorted(name for name in container.exec("ls", "-A", RELEASES).stdout.split() if not name.startswith("."))
+    assert after == before and live(container) == serving and served_version(container) == "2.0"
+    failure = json.loads(container.read_file(RELEASES + "/.meta/failures.json"))[-1]
+    assert failure["outcome"] == "removed" and failure["id"] not in before, failure
+    assert failure["reason"].startswith(step + ": ") and "render.py" in failure["reason"], failure
 
 def test_rollback_goes_back_one_step_and_a_push_comes_forward_again(host):
     container, app = host

@@ -75,15 +75,20 @@ def hosts_of(containers, **host_vars):
     return dict((name, container_host(name, **host_vars)) for name in names)
 
 
-def run_ansible(argv, hosts, check_mode=False, diff=False, capture=True, timeout=900):
+def run_ansible(argv, hosts, check_mode=False, diff=False, capture=True, timeout=900, groups=None):
     """Runs an Ansible command line (its inventory left out) from the repository root with the
-    inventory ``hosts`` ({inventory name: variables}, all in the group `webservers`), one fork a
-    host; returns a PlayRun. With ``capture`` false Ansible's output goes to this process's
-    own stdout and stderr (and `output` is empty)."""
+    inventory ``hosts`` ({inventory name: variables}, all in the group `webservers`, in this
+    order; ``groups`` ({group: [names]}) adds child groups of `webservers`), one fork a host;
+    returns a PlayRun. With ``capture`` false Ansible's output goes to this process's own stdout
+    and stderr (and `output` is empty)."""
     with tempfile.TemporaryDirectory() as workdir:
         inventory = os.path.join(workdir, "inventory.json")
+        webservers = {"hosts": hosts}
+        if groups:
+            webservers["children"] = dict((group, {"hosts": dict((name, {}) for name in names)})
+                                          for group, names in groups.items())
         with open(inventory, "w") as handle:
-            json.dump({"webservers": {"hosts": hosts}}, handle)
+            json.dump({"webservers": webservers}, handle)
         results_file = os.path.join(workdir, "results.json")
         env = podman_env()
         env.update({
@@ -104,10 +109,11 @@ def run_ansible(argv, hosts, check_mode=False, diff=False, capture=True, timeout
     return PlayRun(proc.returncode, output, recorded.get("results", {}), recorded.get("recap", {}))
 
 
-def run_playbook(hosts, playbook="site.yml", extra_vars=None, check_mode=False, capture=True):
+def run_playbook(hosts, playbook="site.yml", extra_vars=None, check_mode=False, capture=True, groups=None,
+                 timeout=900):
     """Runs ``playbook`` (site.yml by default; a path relative to the repository root, or
-    absolute) against ``hosts`` with these extra variables (a dict, or a list of `-e` arguments
-    such as "@vars.yml"); returns a PlayRun."""
+    absolute) against ``hosts`` (``groups``: as run_ansible's) with these extra variables (a
+    dict, or a list of `-e` arguments such as "@vars.yml"); returns a PlayRun."""
     if extra_vars is None:
         extra_vars = []
     elif isinstance(extra_vars, dict):
@@ -115,7 +121,8 @@ def run_playbook(hosts, playbook="site.yml", extra_vars=None, check_mode=False, 
     argv = ["ansible-playbook"]
     for value in extra_vars:
         argv += ["-e", value]
-    return run_ansible(argv + [playbook], hosts, check_mode=check_mode, capture=capture)
+    return run_ansible(argv + [playbook], hosts, check_mode=check_mode, capture=capture, groups=groups,
+                       timeout=timeout)
 
 
 def main(argv=None):

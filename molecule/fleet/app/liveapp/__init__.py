@@ -1,0 +1,1 @@
+"""A package whose every module holds its own version."""

@@ -1,0 +1,2 @@
+"""Module m00 of the liveapp package."""
+VERSION = "1"

@@ -1,0 +1,2 @@
+"""Module m01 of the liveapp package."""
+VERSION = "1"

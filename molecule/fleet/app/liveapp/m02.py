@@ -1,0 +1,2 @@
+"""Module m02 of the liveapp package."""
+VERSION = "1"

@@ -1,0 +1,2 @@
+"""Module m03 of the liveapp package."""
+VERSION = "1"

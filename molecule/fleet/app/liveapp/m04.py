@@ -1,0 +1,2 @@
+"""Module m04 of the liveapp package."""
+VERSION = "1"

@@ -1,0 +1,2 @@
+"""Module m05 of the liveapp package."""
+VERSION = "1"

@@ -1,0 +1,2 @@
+"""Module m06 of the liveapp package."""
+VERSION = "1"

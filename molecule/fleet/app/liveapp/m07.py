@@ -1,0 +1,2 @@
+"""Module m07 of the liveapp package."""
+VERSION = "1"

@@ -1,0 +1,2 @@
+"""Module m08 of the liveapp package."""
+VERSION = "1"

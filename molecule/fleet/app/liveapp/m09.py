@@ -1,0 +1,2 @@
+"""Module m09 of the liveapp package."""
+VERSION = "1"

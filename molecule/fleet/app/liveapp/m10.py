@@ -1,0 +1,2 @@
+"""Module m10 of the liveapp package."""
+VERSION = "1"

@@ -1,0 +1,2 @@
+"""Module m11 of the liveapp package."""
+VERSION = "1"
