@@ -1,7 +1,10 @@
 """pycgi.hosting.httpd_pycache run as Ansible runs it, on config files in tmp_path.
 
 These tests use validate=false: the config test needs a real Apache, which the container
-tests (tests/container/test_httpd_pycache.py) provide.
+tests (tests/container/test_httpd_pycache.py) provide; the config test and rollback are also
+covered with recorded command outputs in tests/unit/plugins/module_utils/test_apache_change.py.
+The tests up to test_no_change_needs_no_config_test are about the block inside the main config
+(placement=block); those of drop-in files follow them.
 """
 import glob
 import os
@@ -23,7 +26,7 @@ def conf(tmp_path):
 
 
 def run(conf, tmp_path, check_mode=False, diff=False, **args):
-    params = dict(dest=conf, validate=False)
+    params = dict(dest=conf, validate=False, placement="block")
     params.update(args)
     return run_module("httpd_pycache", params, check_mode=check_mode, diff=diff, tmp_path=tmp_path)
 
