@@ -368,28 +368,30 @@ def _apply(host: Host, request: Request, change: Plan, test: t.Optional[ConfigTe
             if not passed:
                 files.rollback()
                 return "Apache's config test (%s) fails with the block for %s in place, so %s: %s" % (
-                    test.name, request.root, _touched(change, "restored byte for byte"), output)
+                    test.name, request.root, _touched(change, "restored byte for byte", "restored byte for byte"), output)
             loaded = set(os.path.realpath(path) for path in included)
             if request.placement == "drop_in" and request.block is not None and os.path.realpath(layout.file) not in loaded:
                 files.rollback()
                 return ("Apache's config test (%s) passes but Apache does not read %s (no Include names it), so the "
                         "block for %s would protect nothing; %s" % (
-                            test.name, layout.enabled, request.root, _touched(change, "restored byte for byte")))
+                            test.name, layout.enabled, request.root, _touched(change, "restored byte for byte", "restored byte for byte")))
     except BaseException as exc:
         files.rollback()
         if isinstance(exc, (OSError, RuntimeError)):
-            return "%s; %s" % (exc, _touched(change, "restored byte for byte"))
+            return "%s; %s" % (exc, _touched(change, "restored byte for byte", "restored byte for byte"))
         raise
     files.commit()
     return None
 
 
-def _touched(change: Plan, verb: str) -> str:
-    """"X was <verb>" or "X and Y were <verb>" for the files the change touches."""
+def _touched(change: Plan, one: str, several: str) -> str:
+    """"X was <one>" or "X and Y were <several>" for the files the change touches."""
     paths = [edit.path for edit in change.edits]
     if change.enable or change.disable:
         paths.append("what a2enconf/a2disconf changed")
-    return "%s %s %s" % (" and ".join(paths), "were" if len(paths) > 1 else "was", verb)
+    if len(paths) > 1:
+        return "%s were %s" % (" and ".join(paths), several)
+    return "%s was %s" % (paths[0] if paths else "nothing", one)
 
 
 def converge(host: Host, request: Request) -> t.Dict[str, t.Any]:
@@ -414,7 +416,7 @@ def converge(host: Host, request: Request) -> t.Dict[str, t.Any]:
             passed, output, _included = test.run()
             if not passed:
                 raise ChangeFailed("Apache's config test (%s) already fails before any change, so %s: %s" % (
-                    test.name, _touched(change, "left as it is"), output))
+                    test.name, _touched(change, "left as it is", "left as they are"), output))
         if host.check_mode:
             return result
         if request.backup:
