@@ -210,7 +210,7 @@ def config_test_programs(dest):
     Debian's ``apache2ctl`` reads /etc/apache2/envvars before it runs the server binary (which
     fails on the config's ${APACHE_*} variables without them); the RHEL family has ``apachectl``.
     """
-    if dest.startswith("/etc/apache2/") or os.path.basename(dest) == "apache2.conf":
+    if dest.startswith("/etc/apache2/"):
         return ("apache2ctl", "apachectl")
     return ("apachectl", "apache2ctl")
 

@@ -320,14 +320,17 @@ class ConfigTest:
         return rc == 0, _output(rest, err), included
 
 
-def find_config_test(host: Host, main_config: str) -> str:
-    for name in config_test_programs(main_config):
+def find_config_test(host: Host, main_config: str, layout: t.Optional[DropInLayout] = None) -> str:
+    """The config test program of the layout: Debian's apache2ctl where the layout is Debian's."""
+    programs = config_test_programs(main_config)
+    if layout is not None and layout.uses_a2enconf:
+        programs = ("apache2ctl", "apachectl")
+    for name in programs:
         path = host.find_program(name, CONFIG_TEST_DIRS)
         if path:
             return path
     raise ChangeFailed("validate=true needs Apache's config test program (%s) and none was found in PATH or %s; "
-                       "install Apache or set validate=false" % (" or ".join(config_test_programs(main_config)),
-                                                                 ", ".join(CONFIG_TEST_DIRS)))
+                       "install Apache or set validate=false" % (" or ".join(programs), ", ".join(CONFIG_TEST_DIRS)))
 
 
 def _a2conf(host: Host, layout: DropInLayout, program: str) -> None:
@@ -412,7 +415,7 @@ def converge(host: Host, request: Request) -> t.Dict[str, t.Any]:
             result["diff"] = found[0] if len(found) == 1 else found
         test = None
         if request.validate:
-            test = ConfigTest(host, find_config_test(host, request.main_config), request.placement == "drop_in")
+            test = ConfigTest(host, find_config_test(host, request.main_config, request.layout), request.placement == "drop_in")
             passed, output, _included = test.run()
             if not passed:
                 raise ChangeFailed("Apache's config test (%s) already fails before any change, so %s: %s" % (
