@@ -381,7 +381,8 @@ def _apply(host: Host, request: Request, change: Plan, test: t.Optional[ConfigTe
     except BaseException as exc:
         files.rollback()
         if isinstance(exc, (OSError, RuntimeError)):
-            return "%s; %s" % (exc, _touched(change, "restored byte for byte", "restored byte for byte"))
+            what = "cannot change the Apache config: " if isinstance(exc, OSError) else ""
+            return "%s%s; %s" % (what, exc, _touched(change, "restored byte for byte", "restored byte for byte"))
         raise
     files.commit()
     return None

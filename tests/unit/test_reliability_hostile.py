@@ -245,14 +245,16 @@ def test_selinux_context_refuses_an_empty_path_list(tmp_path):
 
 # --- 2. live traffic ----------------------------------------------------------------------------
 
-def test_concurrent_httpd_pycache_runs_keep_every_block(tmp_path):
-    """16 httpd_pycache processes started at once on one config file, each for its own root: all
-    16 blocks are in the file afterwards (the lock serialises the edits; without it some are lost)."""
+@pytest.mark.parametrize("placement", ["drop_in", "block"])
+def test_concurrent_httpd_pycache_runs_keep_every_block(tmp_path, placement):
+    """16 httpd_pycache processes started at once on one Apache config, each for its own root, with
+    each placement: all 16 blocks are where the placement puts them afterwards, in the one config
+    file or each in its drop-in (the lock serialises the edits; without it some are lost)."""
     conf = write(tmp_path / "apache2.conf", "ServerName x\n")
     (tmp_path / "conf.d").mkdir()
     procs = []
     for index in range(16):
-        params = {"path": "/srv/site%02d/cgi-bin" % index, "dest": str(conf), "validate": False,
+        params = {"path": "/srv/site%02d/cgi-bin" % index, "dest": str(conf), "validate": False, "placement": placement,
                   "_ansible_check_mode": False, "_ansible_diff": False}
         args_file = tmp_path / ("args-%s.json" % uuid.uuid4().hex[:8])
         args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": params}))
@@ -261,7 +263,7 @@ def test_concurrent_httpd_pycache_runs_keep_every_block(tmp_path):
     results = [json.loads(proc.communicate(timeout=300)[0]) for proc in procs]
     assert all(result.get("changed") for result in results), results
     def text(index):
-        return pathlib.Path(apache_stanza_file(conf, "/srv/site%02d/cgi-bin" % index)).read_text()
+        return pathlib.Path(apache_stanza_file(conf, "/srv/site%02d/cgi-bin" % index, placement)).read_text()
     missing = [index for index in range(16) if "# BEGIN pycgi.hosting pycache /srv/site%02d/cgi-bin\n" % index not in text(index)]
     assert missing == [], "blocks lost: %s" % missing
 
