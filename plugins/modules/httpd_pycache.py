@@ -64,9 +64,9 @@ options:
       - The main Apache configuration file.
       - Defaults to the main config of the host's layout, C(/etc/httpd/conf/httpd.conf) if it exists,
         else C(/etc/apache2/apache2.conf).
-      - With O(placement=block) it holds the block; it must exist (for O(state=present)). A symlink is
-        followed and the file it points to is edited. The config test checks the configuration Apache
-        loads; a O(dest) that Apache does not include is not checked by it.
+      - The file must exist (for O(state=present)). A symlink is followed.
+      - With O(placement=block) it holds the block (the file a symlink points to is edited). The config
+        test checks the configuration Apache loads; a O(dest) that Apache does not include is not checked by it.
       - With O(placement=drop_in) the drop-in directory is found from it (C(conf-available/) beside it on
         Debian, C(conf.d/) in the parent of its directory on the RHEL family, or C(conf.d/) beside it), and
         a block for the root that it still holds is removed from it.
@@ -89,7 +89,7 @@ options:
       - Defaults to C(pycgi-pycache-) followed by the root's path with C(/) as C(-)
         (C(pycgi-pycache-usr-lib-cgi-bin) for C(/usr/lib/cgi-bin)), C(pycgi-pycache-server) with
         O(server_wide=true).
-      - An existing file of this name that does not hold the block for O(path) is never overwritten:
+      - An existing file of this name that does not hold the block for O(path) is never overwritten;
         the task fails and asks for another name.
       - Give the same name for O(state=absent) and when switching O(placement) back to V(block).
     type: str
