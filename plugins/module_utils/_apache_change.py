@@ -299,7 +299,7 @@ def _output(out: str, err: str) -> str:
 
 
 class ConfigTest:
-    """The host's Apache config test: ``apachectl -t``; for a drop-in also with
+    """The host's Apache config test: ``apachectl -t``; for a new drop-in also with
     ``-D DUMP_INCLUDES``, which lists every file Apache read, so a drop-in that Apache does
     not load (a conf.d that no Include names) fails the test instead of protecting nothing."""
 
@@ -331,6 +331,25 @@ def find_config_test(host: Host, main_config: str, layout: t.Optional[DropInLayo
             return path
     raise ChangeFailed("validate=true needs Apache's config test program (%s) and none was found in PATH or %s; "
                        "install Apache or set validate=false" % (" or ".join(programs), ", ".join(CONFIG_TEST_DIRS)))
+
+
+def config_test_for(host: Host, request: Request) -> ConfigTest:
+    """The config test of the change: with the list of included files where a drop-in is
+    written, so that the test shows Apache reads it.
+
+    Debian's apache2ctl passes ``-D DUMP_INCLUDES`` on to the server (after reading its
+    envvars). The RHEL family's apachectl refuses any argument after ``-t`` ("Passing
+    arguments to httpd using apachectl is no longer supported") and itself runs ``httpd -t``,
+    so there the server binary is asked directly; where it cannot be found, ``apachectl -t``
+    runs without the list."""
+    layout = request.layout
+    wants_list = request.placement == "drop_in" and request.block is not None and layout is not None
+    if wants_list and not layout.uses_a2enconf:
+        server = host.find_program("httpd", CONFIG_TEST_DIRS)
+        if server:
+            return ConfigTest(host, server, True)
+        wants_list = False
+    return ConfigTest(host, find_config_test(host, request.main_config, layout), wants_list)
 
 
 def _a2conf(host: Host, layout: DropInLayout, program: str) -> None:
@@ -373,7 +392,7 @@ def _apply(host: Host, request: Request, change: Plan, test: t.Optional[ConfigTe
                 return "Apache's config test (%s) fails with the block for %s in place, so %s: %s" % (
                     test.name, request.root, _touched(change, "restored byte for byte", "restored byte for byte"), output)
             loaded = set(os.path.realpath(path) for path in included)
-            if request.placement == "drop_in" and request.block is not None and os.path.realpath(layout.file) not in loaded:
+            if test.dump_includes and os.path.realpath(layout.file) not in loaded:
                 files.rollback()
                 return ("Apache's config test (%s) passes but Apache does not read %s (no Include names it), so the "
                         "block for %s would protect nothing; %s" % (
@@ -416,7 +435,7 @@ def converge(host: Host, request: Request) -> t.Dict[str, t.Any]:
             result["diff"] = found[0] if len(found) == 1 else found
         test = None
         if request.validate:
-            test = ConfigTest(host, find_config_test(host, request.main_config, request.layout), request.placement == "drop_in")
+            test = config_test_for(host, request)
             passed, output, _included = test.run()
             if not passed:
                 raise ChangeFailed("Apache's config test (%s) already fails before any change, so %s: %s" % (

@@ -28,8 +28,11 @@ description:
   - With O(validate=true) the host's config test (C(apachectl -t) on the RHEL family,
     C(apache2ctl -t) on Debian) runs with the change in place; if it fails, every file the run touched
     (O(dest), the drop-in, and what C(a2enconf)/C(a2disconf) changed) is put back byte for byte
-    (content, mode, owner) and the task fails with the test's output. For a drop-in the test runs with
-    C(-D DUMP_INCLUDES) and also fails when Apache does not read the drop-in.
+    (content, mode, owner) and the task fails with the test's output.
+  - When it writes a drop-in, the test also lists the files Apache reads (C(-D DUMP_INCLUDES), through
+    C(apache2ctl) on Debian, through the C(httpd) binary itself on the RHEL family, whose C(apachectl)
+    takes no further arguments) and fails, with the same rollback, when the drop-in is not among them,
+    for a block that Apache never reads would protect nothing.
   - The module never reloads Apache; notify a handler when it reports a change.
   - Runs on one host for the same O(dest) at the same time (two deploys at once) take turns. Each
     holds an exclusive lock (C(flock)) on the directory of O(dest) from reading the files to the end of the

@@ -171,3 +171,68 @@ def test_recorded_case(tmp_path, case):
 def test_every_recording_is_replayed_by_a_case():
     used = set(name for case in CASES["cases"] for name in case["commands"])
     assert set(RECORDINGS) - used <= {"a2enconf_after_a2disconf"}, set(RECORDINGS) - used
+
+
+class SyntheticRhelHost(Host):
+    """The RHEL family cannot be recorded here (no image of it can be built offline): this host
+    answers the config test with output written by hand in the format of the recordings above
+    (`Included configuration files:` and one `  (LINE) /path` per file), listing the main config
+    and every conf.d/*.conf that exists when ``include_conf_d`` is true, as
+    `IncludeOptional conf.d/*.conf` does."""
+
+    check_mode = False
+    diff = False
+
+    def __init__(self, top, programs, include_conf_d=True):
+        self.top, self.programs, self.include_conf_d = top, programs, include_conf_d
+        self.argvs = []
+
+    def run(self, argv, environ):
+        self.argvs.append(argv)
+        conf_d = sorted(os.listdir(self.top + "/conf.d")) if self.include_conf_d else []
+        listing = ["Included configuration files:", "  (*) %s/conf/httpd.conf" % self.top]
+        listing += ["    (357) %s/conf.d/%s" % (self.top, name) for name in conf_d if name.endswith(".conf")]
+        return 0, "\n".join(listing) + "\n" if "DUMP_INCLUDES" in argv else "", "Syntax OK\n"
+
+    def find_program(self, name, dirs):
+        return "/usr/sbin/" + name if name in self.programs else None
+
+    def move(self, src, dest):
+        os.rename(src, dest)
+
+
+def rhel_request(top):
+    os.makedirs(top + "/conf")
+    os.makedirs(top + "/conf.d")
+    with open(top + "/conf/httpd.conf", "w") as handle:
+        handle.write('ServerRoot "/etc/httpd"\nIncludeOptional conf.d/*.conf\n')
+    path = top + "/conf.d/%s.conf" % NAME
+    layout = DropInLayout("redhat", path, path, top + "/conf", None)
+    return Request(root=ROOT, block=render_block(ROOT), placement="drop_in", main_config=top + "/conf/httpd.conf", layout=layout)
+
+
+def test_rhel_asks_httpd_itself_for_the_included_files(tmp_path):
+    """RHEL's apachectl refuses arguments after -t, so the list comes from httpd -t -D DUMP_INCLUDES."""
+    top = str(tmp_path)
+    host = SyntheticRhelHost(top, {"httpd", "apachectl"})
+    result = converge(host, rhel_request(top))
+    assert not result.get("failed") and result["changed"] is True, result
+    assert host.argvs == [["/usr/sbin/httpd", "-t", "-D", "DUMP_INCLUDES"]] * 2
+    with open(top + "/conf.d/%s.conf" % NAME) as handle:
+        assert handle.read() == render_block(ROOT)
+
+
+def test_rhel_drop_in_that_httpd_does_not_read_is_removed_again(tmp_path):
+    top = str(tmp_path)
+    host = SyntheticRhelHost(top, {"httpd", "apachectl"}, include_conf_d=False)
+    result = converge(host, rhel_request(top))
+    assert result["failed"] is True and "Apache does not read %s/conf.d/%s.conf" % (top, NAME) in result["msg"], result
+    assert os.listdir(top + "/conf.d") == []
+
+
+def test_rhel_without_the_httpd_binary_runs_apachectl_without_the_list(tmp_path):
+    top = str(tmp_path)
+    host = SyntheticRhelHost(top, {"apachectl"})
+    result = converge(host, rhel_request(top))
+    assert not result.get("failed") and result["changed"] is True, result
+    assert host.argvs == [["/usr/sbin/apachectl", "-t"]] * 2
