@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Records what the commands httpd_pycache runs answer on a real Debian Apache, for the
 table-driven unit tests (tests/unit/plugins/module_utils/test_apache_change.py).
 

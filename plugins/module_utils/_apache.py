@@ -215,7 +215,6 @@ def config_test_programs(dest):
     return ("apachectl", "apache2ctl")
 
 
-
 def drop_in_name(root: str) -> str:
     """The default name (without ``.conf``) of the drop-in file for ``root`` (normalized).
 

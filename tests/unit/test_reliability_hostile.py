@@ -262,6 +262,7 @@ def test_concurrent_httpd_pycache_runs_keep_every_block(tmp_path, placement):
                                        str(args_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env()))
     results = [json.loads(proc.communicate(timeout=300)[0]) for proc in procs]
     assert all(result.get("changed") for result in results), results
+
     def text(index):
         return pathlib.Path(apache_stanza_file(conf, "/srv/site%02d/cgi-bin" % index, placement)).read_text()
     missing = [index for index in range(16) if "# BEGIN pycgi.hosting pycache /srv/site%02d/cgi-bin\n" % index not in text(index)]
