@@ -3,15 +3,19 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """The Apache side of the bytecode caches: the marker-delimited block that denies web access
-to every ``__pycache__`` below a CGI root, and the knowledge of the two Apache layouts.
+to every ``__pycache__`` below a CGI root, where it is placed (a drop-in file of its own or a
+block inside the main config), and the knowledge of the two Apache layouts.
 
 Plain functions on plain strings; nothing here touches the host except
-``default_config_path``, which only looks at which main config exists.
+``default_config_path`` and ``drop_in_layout``, which only look at which files and
+directories exist. Writing, the config test and rollback are in ``_apache_change``.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import typing as t
 
 RHEL_CONFIG = "/etc/httpd/conf/httpd.conf"
 DEBIAN_CONFIG = "/etc/apache2/apache2.conf"
@@ -20,6 +24,12 @@ DEBIAN_CONFIG = "/etc/apache2/apache2.conf"
 CONFIG_TEST_DIRS = ["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/apache2/bin"]
 
 MARKER = "pycgi.hosting pycache"
+# Where Debian's a2enconf records who enabled or disabled a conf (a2enmod(8), APACHE_STATE_DIRECTORY).
+DEBIAN_STATE_DIR = "/var/lib/apache2"
+# The default drop-in names: this prefix, then the root's path with "/" and anything outside
+# _NAME_CHARS as "-"; the server-wide block's file is DROP_IN_PREFIX + "-server".
+DROP_IN_PREFIX = "pycgi-pycache"
+_NAME_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 CACHE_DIR = "__pycache__"
 
 # PCRE metacharacters, escaped with a backslash. The backslash and the double quote are written
@@ -203,3 +213,82 @@ def config_test_programs(dest):
     if dest.startswith("/etc/apache2/"):
         return ("apache2ctl", "apachectl")
     return ("apachectl", "apache2ctl")
+
+
+def drop_in_name(root: str) -> str:
+    """The default name (without ``.conf``) of the drop-in file for ``root`` (normalized).
+
+    Readable rather than injective: ``/srv/a-b`` and ``/srv/a/b`` share a name. The file holds
+    the root's markers, so the module sees such a clash and refuses it (set another name)."""
+    if root == "/":
+        return DROP_IN_PREFIX + "-server"
+    slug = "".join(char if char in _NAME_CHARS and char != "-" else "-" for char in root.strip("/"))
+    return "%s-%s" % (DROP_IN_PREFIX, re.sub("-+", "-", slug).strip("-") or "root")
+
+
+def check_drop_in_name(name: str) -> str:
+    """``name`` without a trailing ``.conf``; raises ApacheConfigError unless it is a plain file
+    name that a2enconf and an ``Include conf.d/*.conf`` both accept."""
+    base = name[:-len(".conf")] if name.endswith(".conf") else name
+    if not base or base.startswith(".") or not set(base) <= _NAME_CHARS:
+        raise ApacheConfigError("drop_in_name %r must be a file name of letters, digits, '.', '_' and '-' "
+                                "(not starting with '.'), without a directory" % (name,))
+    return base
+
+
+class DropInLayout(t.NamedTuple):
+    """Where a drop-in of the host's layout lives and how Apache is made to load it.
+
+    ``enabled`` is the name Apache loads it by (Debian: the conf-enabled symlink that a2enconf
+    makes; RedHat family: the file itself, included by ``IncludeOptional conf.d/*.conf``).
+    ``state_dir`` is where a2enconf keeps its records (Debian only), which a rollback restores."""
+
+    family: str
+    file: str
+    enabled: str
+    confdir: str
+    state_dir: t.Optional[str]
+
+    @property
+    def uses_a2enconf(self) -> bool:
+        return self.family == "debian"
+
+
+def drop_in_layout(main_config: str, name: str, isdir: t.Callable[[str], bool] = os.path.isdir,
+                   state_dir: str = DEBIAN_STATE_DIR) -> DropInLayout:
+    """The drop-in layout beside ``main_config`` (the main config's real path).
+
+    Debian: ``conf-available/`` beside it, enabled with a2enconf. RedHat family: ``conf.d/`` in
+    the parent of its directory (``/etc/httpd/conf/httpd.conf`` -> ``/etc/httpd/conf.d``), or
+    beside it (SUSE, Gentoo). Raises ApacheConfigError naming the places looked at."""
+    confdir = os.path.dirname(main_config)
+    available = os.path.join(confdir, "conf-available")
+    if isdir(available):
+        return DropInLayout("debian", os.path.join(available, name + ".conf"),
+                            os.path.join(confdir, "conf-enabled", name + ".conf"), confdir, state_dir)
+    candidates = [os.path.join(os.path.dirname(confdir), "conf.d"), os.path.join(confdir, "conf.d")]
+    for directory in candidates:
+        if isdir(directory):
+            path = os.path.join(directory, name + ".conf")
+            return DropInLayout("redhat", path, path, confdir, None)
+    raise ApacheConfigError("placement=drop_in needs a drop-in directory beside %s, and none of %s exists; "
+                            "use placement=block to write into %s itself" % (
+                                main_config, ", ".join([available] + candidates), main_config))
+
+
+_INCLUDED_LINE = re.compile(r"^\s+\((?:\*|\d+)\)\s+(/.*?)\s*$")
+
+
+def split_dump_includes(output: str) -> t.Tuple[t.List[str], str]:
+    """(included files, the rest) of the output of ``apachectl -t -D DUMP_INCLUDES``.
+
+    Apache lists each file it read as ``  (LINE) /path`` below ``Included configuration files:``;
+    the rest (warnings, the syntax error) is what a person needs to read."""
+    included, rest = [], []
+    for line in output.splitlines():
+        match = _INCLUDED_LINE.match(line)
+        if match:
+            included.append(match.group(1))
+        elif line.strip() != "Included configuration files:":
+            rest.append(line)
+    return included, "\n".join(rest).strip()

@@ -10,19 +10,32 @@ module: httpd_pycache
 short_description: Deny web access to the Python bytecode caches of a CGI root in Apache
 version_added: 1.0.0
 description:
-  - Writes one marker-delimited block per CGI root into the main Apache configuration. The block
+  - Writes one marker-delimited block per CGI root. The block
     holds a C(<DirectoryMatch>) that covers the root's C(__pycache__) and the C(__pycache__) of every
     package below it, denies all web access to them (C(Require all denied)) and runs nothing from
     them (C(Options None), C(AllowOverride None)).
+  - With O(placement=drop_in) (the default) the block is a file of its own, the way the distribution
+    packages configure Apache; C(conf.d/NAME.conf) on the RHEL family, C(conf-available/NAME.conf)
+    enabled with C(a2enconf) on Debian. Removing it deletes the file (after C(a2disconf)), and runs for
+    different roots never edit the same file. With O(placement=block) the block goes into O(dest)
+    itself.
+  - A root's block is kept in one place only. A run with O(placement=drop_in) takes an older block for the
+    root out of O(dest), a run with O(placement=block) removes the root's drop-in, and O(state=absent)
+    removes both. Such a move is one change for the config test and for rollback.
   - The regular expression is built from the root with every character that is special to PCRE
     escaped, so roots with spaces, dots, C(+), parentheses or C($) are matched literally.
   - Several roots give several independent blocks; O(state=absent) removes exactly one root's block.
   - With O(validate=true) the host's config test (C(apachectl -t) on the RHEL family,
-    C(apache2ctl -t) on Debian) runs with the change in place; if it fails, the original file is put
-    back byte for byte (content, mode, owner) and the task fails with the test's output.
+    C(apache2ctl -t) on Debian) runs with the change in place; if it fails, every file the run touched
+    (O(dest), the drop-in, and what C(a2enconf)/C(a2disconf) changed) is put back byte for byte
+    (content, mode, owner) and the task fails with the test's output.
+  - When it writes a drop-in, the test also lists the files Apache reads (C(-D DUMP_INCLUDES), through
+    C(apache2ctl) on Debian, through the C(httpd) binary itself on the RHEL family, whose C(apachectl)
+    takes no further arguments) and fails, with the same rollback, when the drop-in is not among them,
+    for a block that Apache never reads would protect nothing.
   - The module never reloads Apache; notify a handler when it reports a change.
-  - Runs on one host that edit the same O(dest) at the same time (two deploys at once) take turns. Each
-    holds an exclusive lock (C(flock)) on the directory of O(dest) from reading the file to the end of the
+  - Runs on one host for the same O(dest) at the same time (two deploys at once) take turns. Each
+    holds an exclusive lock (C(flock)) on the directory of O(dest) from reading the files to the end of the
     config test and of any rollback, so no run loses another's block and a config test never sees
     another run's half-done change.
   - Apache directives do not grant file-system access; the block's job is that compiled code is
@@ -37,7 +50,8 @@ attributes:
   diff_mode:
     support: full
     details:
-      - The diff shows the root's block before and after.
+      - The diff shows the root's block before and after, one entry per file that changes (a list
+        when a block moves between O(dest) and the drop-in).
   platform:
     platforms: posix
 options:
@@ -50,14 +64,39 @@ options:
     type: str
   dest:
     description:
-      - The Apache configuration file that holds the block.
+      - The main Apache configuration file.
       - Defaults to the main config of the host's layout, C(/etc/httpd/conf/httpd.conf) if it exists,
         else C(/etc/apache2/apache2.conf).
-      - The file must exist (for O(state=present)). A symlink is followed and the file it points to
-        is edited.
-      - The config test checks the configuration Apache loads; a O(dest) that Apache does not
-        include is not checked by it.
+      - The file must exist (for O(state=present)). A symlink is followed.
+      - With O(placement=block) it holds the block (the file a symlink points to is edited). The config
+        test checks the configuration Apache loads; a O(dest) that Apache does not include is not checked by it.
+      - With O(placement=drop_in) the drop-in directory is found from it (C(conf-available/) beside it on
+        Debian, C(conf.d/) in the parent of its directory on the RHEL family, or C(conf.d/) beside it), and
+        a block for the root that it still holds is removed from it.
     type: str
+  placement:
+    description:
+      - Where the block goes.
+      - V(drop_in) writes it to a file of its own in the layout's drop-in directory (see O(dest)),
+        enabled with C(a2enconf) on Debian. The task fails, naming the directories it looked for, on
+        a host that has none of them.
+      - V(block) writes it between markers into O(dest), as the module did before it offered drop-ins.
+    type: str
+    choices: [drop_in, block]
+    default: drop_in
+    version_added: 1.1.0
+  drop_in_name:
+    description:
+      - The name of the drop-in file, without C(.conf) (a trailing C(.conf) is accepted). Letters, digits,
+        C(.), C(_) and C(-) only.
+      - Defaults to C(pycgi-pycache-) followed by the root's path with C(/) as C(-)
+        (C(pycgi-pycache-usr-lib-cgi-bin) for C(/usr/lib/cgi-bin)), C(pycgi-pycache-server) with
+        O(server_wide=true).
+      - An existing file of this name that does not hold the block for O(path) is never overwritten;
+        the task fails and asks for another name.
+      - Give the same name for O(state=absent) and when switching O(placement) back to V(block).
+    type: str
+    version_added: 1.1.0
   state:
     description:
       - Whether the block for O(path) is present or absent.
@@ -91,16 +130,25 @@ options:
     description:
       - Run the host's Apache config test before and after the change.
       - If the test already fails before the change, the task fails and nothing is changed.
-      - If it fails with the change in place, the original file is restored and the task fails.
+      - If it fails with the change in place, every file the run touched is restored and the task fails.
       - Nothing is tested when nothing changes.
     type: bool
     default: true
   backup:
     description:
-      - Keep a timestamped copy of O(dest) from before the change (only when it changes).
+      - Keep a timestamped copy of each existing file from before the change (O(dest), the drop-in),
+        beside it, only when it changes.
+      - On Debian a copy in C(conf-available/) does not end in C(.conf), so Apache does not read it.
     type: bool
     default: false
 notes:
+  - Drop-ins are the default because removal is deleting one file and runs for different roots
+    never edit one file. A drop-in is read where the main config includes its directory, at the end on the stock
+    layouts of both families (the same place the appended block had, before the virtual hosts on Debian).
+    Server-level C(<DirectoryMatch>) sections are applied in the order Apache reads them, so a later
+    section of your own that grants access to the same caches would override the denial wherever the block is.
+  - M(pycgi.hosting.pycache_info) looks for the block in the file named by its
+    O(pycgi.hosting.pycache_info#module:apache_config) option; give it RV(dest) of this module for a drop-in.
   - Apache 2.4 applies a C(<DirectoryMatch>) only to paths its regex matches, not to the
     subdirectories of a matching directory; the regex therefore names every depth explicitly.
   - A C(<Location>) or C(<Files>) section that grants access to the same URLs is merged after
@@ -136,6 +184,12 @@ EXAMPLES = r"""
     server_wide: true
   notify: Reload Apache
 
+- name: Keep the block in the main config instead of a drop-in file
+  pycgi.hosting.httpd_pycache:
+    path: /srv/legacy/cgi-bin
+    placement: block
+  notify: Reload Apache
+
 - name: Remove the block of a retired CGI root
   pycgi.hosting.httpd_pycache:
     path: /srv/old/cgi-bin
@@ -145,10 +199,24 @@ EXAMPLES = r"""
 
 RETURN = r"""
 dest:
-  description: The configuration file that was edited (symlinks resolved).
+  description:
+    - The file that holds the root's block (or held it, for O(state=absent)); the drop-in for
+      O(placement=drop_in), else the main config (symlinks resolved).
+  returned: always
+  type: str
+  sample: /etc/apache2/conf-available/pycgi-pycache-usr-lib-cgi-bin.conf
+main_config:
+  description: The main Apache config (symlinks resolved).
   returned: always
   type: str
   sample: /etc/apache2/apache2.conf
+  version_added: 1.1.0
+placement:
+  description: The placement used, O(placement).
+  returned: always
+  type: str
+  sample: drop_in
+  version_added: 1.1.0
 block:
   description: The block for the root as the task leaves it; empty for O(state=absent).
   returned: always
@@ -169,83 +237,62 @@ regex:
   type: str
   sample: ^/var/www/cgi-bin/(?:.+/)?__pycache__(?:/|$)
 backup_file:
-  description: The copy of O(dest) from before the change.
-  returned: when O(backup=true) and the file changed
+  description: The copy of the first file that changed, from before the change.
+  returned: when O(backup=true) and an existing file changed
   type: str
   sample: /etc/apache2/apache2.conf.2412.2026-01-31@10:12:03~
+backup_files:
+  description: The copies of every existing file that changed (the main config first when a block moves).
+  returned: when O(backup=true) and an existing file changed
+  type: list
+  elements: str
+  sample: [/etc/apache2/apache2.conf.2412.2026-01-31@10:12:03~]
+  version_added: 1.1.0
 """
 
 import fcntl
 import os
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.pycgi.hosting.plugins.module_utils._apache import (
-    CONFIG_TEST_DIRS,
     ApacheConfigError,
-    config_test_programs,
-    current_block,
+    check_drop_in_name,
     default_config_path,
+    drop_in_layout,
+    drop_in_name,
     normalize_root,
     pycache_regex,
     render_block,
-    set_block,
 )
+from ansible_collections.pycgi.hosting.plugins.module_utils._apache_change import PLACEMENTS, Host, Request, converge
 from ansible_collections.pycgi.hosting.plugins.module_utils._paths import PathError, display, keep_paths_literal, literal_root
 
 # How long a run waits for another run editing the same config to finish.
 LOCK_TIMEOUT = 600
 
 
-def find_config_test(module, dest):
-    for name in config_test_programs(dest):
-        path = module.get_bin_path(name, opt_dirs=CONFIG_TEST_DIRS)
-        if path:
-            return path
-    module.fail_json(msg="validate=true needs Apache's config test program (%s) and none was found in PATH or %s; "
-                         "install Apache or set validate=false" % (" or ".join(config_test_programs(dest)),
-                                                                   ", ".join(CONFIG_TEST_DIRS)))
+class ModuleHost(Host):
+    """The host as AnsibleModule reaches it."""
 
+    def __init__(self, module):
+        self.module = module
+        self.check_mode = module.check_mode
+        self.diff = module._diff
 
-def run_config_test(module, program):
-    """(passed, output) of the host's Apache config test."""
-    rc, out, err = module.run_command([program, "-t"], environ_update={"LC_ALL": "C"})
-    return rc == 0, "\n".join(part.strip() for part in (out, err) if part.strip())
+    def run(self, argv, environ):
+        return self.module.run_command(argv, environ_update=environ)
 
+    def find_program(self, name, dirs):
+        return self.module.get_bin_path(name, opt_dirs=dirs)
 
-def write_with_config_test(module, dest, content, program):
-    """Puts ``content`` in place atomically and, with a config test ``program``, runs it.
+    def move(self, src, dest):
+        self.module.atomic_move(src, dest)
 
-    Returns None when the new file stands, or the test's output after the original inode
-    (content, mode, owner, label, times) was put back because the test failed."""
-    directory, name = os.path.split(dest)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % name)
-    # A second name for the original inode: renaming it back restores everything about it.
-    kept = tmp + ".original"
-    moved = False
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        if program:
-            os.link(dest, kept)
-        module.atomic_move(tmp, dest)
-        moved = True
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if not moved and os.path.lexists(kept):
-            os.unlink(kept)
-    if not program:
-        return None
-    passed, output = run_config_test(module, program)
-    if passed:
-        os.unlink(kept)
-        return None
-    os.rename(kept, dest)
-    return output
+    def backup(self, path):
+        return self.module.backup_local(path)
 
 
 def lock_config_dir(module, dest):
@@ -275,6 +322,8 @@ def main():
             path=dict(type="str"),
             dest=dict(type="str"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
+            placement=dict(type="str", choices=list(PLACEMENTS), default="drop_in"),
+            drop_in_name=dict(type="str"),
             write_bytecode=dict(type="bool", default=True),
             pycache_prefix=dict(type="str"),
             validate=dict(type="bool", default=True),
@@ -316,7 +365,8 @@ def main():
         block = render_block(root, environment) if params["state"] == "present" else None
     except ApacheConfigError as exc:
         module.fail_json(msg="pycache_prefix: %s" % to_native(exc))
-    result = dict(changed=False, dest=dest, block=block or "", regex=pycache_regex(root))
+    result = dict(changed=False, dest=dest, main_config=dest, placement=params["placement"],
+                  block=block or "", regex=pycache_regex(root))
 
     if not os.path.exists(dest):
         if block is None:
@@ -324,51 +374,26 @@ def main():
         module.fail_json(msg="%s does not exist; dest must name an existing Apache config file" % dest, **result)
     if not os.path.isfile(dest):
         module.fail_json(msg="%s is not a regular file" % dest, **result)
+    try:
+        name = check_drop_in_name(params["drop_in_name"]) if params["drop_in_name"] else drop_in_name(root)
+    except ApacheConfigError as exc:
+        module.fail_json(msg=to_native(exc), **result)
+    try:
+        layout = drop_in_layout(dest, name)
+    except ApacheConfigError as exc:
+        if params["placement"] == "drop_in" and block is not None:
+            module.fail_json(msg=to_native(exc), **result)
+        # A host without a drop-in directory has no drop-in to remove.
+        layout = None
 
     # Held until the module exits: through the config test and any rollback.
     lock_config_dir(module, dest)
-    with open(dest, "rb") as handle:
-        original = handle.read()
-    text = original.decode("utf-8", "surrogateescape")
-    try:
-        before_block = current_block(text, root)
-        updated = set_block(text, root, block).encode("utf-8", "surrogateescape")
-    except ApacheConfigError as exc:
-        module.fail_json(msg="%s: %s" % (dest, to_native(exc)), **result)
-    if updated == original:
-        module.exit_json(**result)
-
-    result["changed"] = True
-    if module._diff:
-        result["diff"] = dict(before=before_block or "", after=block or "",
-                              before_header="%s (block for %s)" % (dest, root),
-                              after_header="%s (block for %s)" % (dest, root))
-
-    program = None
-    if params["validate"]:
-        program = find_config_test(module, dest)
-        passed, output = run_config_test(module, program)
-        if not passed:
-            result["changed"] = False
-            result.pop("diff", None)
-            module.fail_json(msg="Apache's config test (%s -t) already fails before any change, so %s was left as it is: %s"
-                                 % (program, dest, output), **result)
-    if module.check_mode:
-        module.exit_json(**result)
-
-    if params["backup"]:
-        result["backup_file"] = module.backup_local(dest)
-    try:
-        failure = write_with_config_test(module, dest, updated, program)
-    except OSError as exc:
-        module.fail_json(msg="cannot write %s: %s" % (dest, to_native(exc)), **result)
-    if failure is not None:
-        if "backup_file" in result:
-            os.unlink(result.pop("backup_file"))
-        result["changed"] = False
-        result.pop("diff", None)
-        module.fail_json(msg="Apache's config test (%s -t) fails with the block for %s in place, so %s was restored byte for "
-                             "byte: %s" % (program, root, dest, failure), **result)
+    request = Request(root=root, block=block, placement=params["placement"], main_config=dest, layout=layout,
+                      validate=params["validate"], backup=params["backup"])
+    result.update(converge(ModuleHost(module), request))
+    if result.get("failed"):
+        result.pop("failed")
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

@@ -1,10 +1,14 @@
 """pycgi.hosting.httpd_pycache against a real Apache (Debian layout) in a container.
 
-One container for the file; every test leaves the config as it found it.
+One container for the file; every test leaves the config as it found it. The blocks go
+where the default placement (drop_in) puts them, unless a test sets placement=block;
+tests/container/test_httpd_pycache_drop_in.py has the migration, rollback and removal of drop-ins.
 """
 import re
 
 import pytest
+
+from harness.apache import enabled_file, stanza_file, stanza_text
 
 MAIN = "/etc/apache2/apache2.conf"
 STOCK = "/usr/lib/cgi-bin"
@@ -107,7 +111,7 @@ def test_caches_are_refused_and_scripts_still_run(web):
     extra = web.run_module("httpd_pycache", {"path": EXTRA})
     assert not stock["failed"] and stock["changed"] is True, stock
     assert not extra["failed"] and extra["changed"] is True, extra
-    assert stock["dest"] == MAIN
+    assert stock["dest"] == stanza_file(STOCK) and stock["main_config"] == MAIN
     assert extra["regex"] == r"^/srv/py cgi \[v1\.2\]\+\(x\)\$/(?:.+/)?__pycache__(?:/|$)"
     restart(web)
 
@@ -126,7 +130,7 @@ def test_write_bytecode_false_reaches_the_cgi_scripts(web):
     result = web.run_module("httpd_pycache", {"path": EXTRA, "write_bytecode": False})
     try:
         assert not result["failed"] and result["changed"] is True, result
-        assert result["block"] in web.read_file(MAIN)
+        assert result["block"] in stanza_text(web, EXTRA)
         assert "    SetEnv PYTHONDONTWRITEBYTECODE 1\n" in result["block"]
         restart(web)
         body = web.http_get(quote("/extra/app.py"))[1]
@@ -145,8 +149,8 @@ def test_absent_removes_only_that_root(web):
     try:
         result = web.run_module("httpd_pycache", {"path": EXTRA, "state": "absent"})
         assert not result["failed"] and result["changed"] is True, result
-        config = web.read_file(MAIN)
-        assert EXTRA not in config and "# BEGIN pycgi.hosting pycache %s\n" % STOCK in config
+        assert EXTRA not in stanza_text(web, EXTRA) and "# BEGIN pycgi.hosting pycache %s\n" % STOCK in stanza_text(web, STOCK)
+        assert EXTRA not in web.read_file(MAIN)
         restart(web)
         assert status(web, "/extra-files/__pycache__/app.cpython-311.pyc") == 200
         assert status(web, "/cgi-bin/__pycache__/app.cpython-311.pyc") == 403
@@ -156,11 +160,12 @@ def test_absent_removes_only_that_root(web):
 
 
 def test_check_mode_writes_nothing(web):
-    before = fingerprint(web, MAIN)
+    before = fingerprint(web, MAIN), listing(web, "/etc/apache2/conf-available"), listing(web, "/etc/apache2/conf-enabled")
     result = web.run_module("httpd_pycache", {"path": "/srv/other"}, check_mode=True)
     assert not result["failed"] and result["changed"] is True, result
     assert result["block"].startswith("# BEGIN pycgi.hosting pycache /srv/other\n")
-    assert fingerprint(web, MAIN) == before
+    assert result["dest"] == stanza_file("/srv/other")
+    assert (fingerprint(web, MAIN), listing(web, "/etc/apache2/conf-available"), listing(web, "/etc/apache2/conf-enabled")) == before
 
 
 def test_an_already_broken_config_is_left_alone(web):
@@ -183,14 +188,15 @@ def test_a_change_that_fails_the_config_test_is_undone_byte_for_byte(web):
     web.exec("chmod", "640", MAIN)
     try:
         before = fingerprint(web, MAIN)
-        files = listing(web, "/etc/apache2")
+        files = [listing(web, path) for path in ("/etc/apache2", "/etc/apache2/conf-available", "/etc/apache2/conf-enabled")]
         result = web.run_module("httpd_pycache", {"path": "/srv/other", "write_bytecode": False, "backup": True})
         assert result["failed"] is True and result["changed"] is False
         assert "fails with the block for /srv/other in place" in result["msg"]
         assert "Invalid command 'SetEnv'" in result["msg"]
         assert "backup_file" not in result
         assert fingerprint(web, MAIN) == before
-        assert listing(web, "/etc/apache2") == files
+        assert [listing(web, path) for path in ("/etc/apache2", "/etc/apache2/conf-available", "/etc/apache2/conf-enabled")] == files
+        assert web.exec("test", "-e", enabled_file("/srv/other"), check=False).returncode != 0
     finally:
         web.exec("a2enmod", "env")
         web.exec("chown", "root:root", MAIN)
@@ -198,8 +204,9 @@ def test_a_change_that_fails_the_config_test_is_undone_byte_for_byte(web):
 
 
 def test_backup_keeps_a_timestamped_copy(web):
+    # With placement=block the main config changes, and is copied.
     original = web.exec("sha256sum", MAIN).stdout.split()[0]
-    result = web.run_module("httpd_pycache", {"path": "/srv/backed-up", "backup": True})
+    result = web.run_module("httpd_pycache", {"path": "/srv/backed-up", "backup": True, "placement": "block"})
     try:
         assert not result["failed"] and result["changed"] is True, result
         assert re.match(re.escape(MAIN) + r"\.\d+\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d~$", result["backup_file"])
@@ -211,11 +218,18 @@ def test_backup_keeps_a_timestamped_copy(web):
 
 def test_the_rhel_layout_is_preferred_when_present(web):
     web.put_file("/etc/httpd/conf/httpd.conf", "ServerRoot /etc/httpd\n")
+    web.exec("mkdir", "/etc/httpd/conf.d")
     try:
         result = web.run_module("httpd_pycache", {"path": "/var/www/cgi-bin", "validate": False})
-        assert result["dest"] == "/etc/httpd/conf/httpd.conf"
-        assert web.read_file("/etc/httpd/conf/httpd.conf") == "ServerRoot /etc/httpd\n" + result["block"]
+        assert result["main_config"] == "/etc/httpd/conf/httpd.conf"
+        assert result["dest"] == "/etc/httpd/conf.d/pycgi-pycache-var-www-cgi-bin.conf"
+        assert web.read_file(result["dest"]) == result["block"]
+        assert web.read_file("/etc/httpd/conf/httpd.conf") == "ServerRoot /etc/httpd\n"
         assert "/var/www/cgi-bin" not in web.read_file(MAIN)
+        block = web.run_module("httpd_pycache", {"path": "/var/www/cgi-bin", "validate": False, "placement": "block"})
+        assert block["dest"] == "/etc/httpd/conf/httpd.conf"
+        assert web.read_file("/etc/httpd/conf/httpd.conf") == "ServerRoot /etc/httpd\n" + result["block"]
+        assert web.exec("ls", "-A", "/etc/httpd/conf.d").stdout == ""
     finally:
         web.exec("rm", "-r", "/etc/httpd")
 

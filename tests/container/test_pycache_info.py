@@ -91,7 +91,8 @@ def test_caches_owner_and_apache_block_of_the_stock_tree(host):
     assert not exists(host, STOCK + "/app/__pycache__/extra.%s.pyc" % TAG)
 
     run(host, "pycache_owner", {"path": STOCK})
-    run(host, "httpd_pycache", {"path": STOCK})
+    # In the main config, where pycache_info looks by default.
+    run(host, "httpd_pycache", {"path": STOCK, "placement": "block"})
     result = info(host, path=STOCK)
     access = result["access"]
     assert access["cache_dirs_not_writable"]["count"] == 0 and access["pycs_not_readable"]["count"] == 0

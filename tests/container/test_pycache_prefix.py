@@ -9,13 +9,13 @@ import shutil
 
 import pytest
 
+from harness.apache import stanza_file, stanza_text
 from harness.podman import REPO_ROOT, Container, require_podman
 
 ROOT = "/usr/lib/cgi-bin"
 PREFIX = "/var/cache/pycgi"
 APP_URL = "/cgi-bin/hello.py"
 RW_TYPE = "httpd_sys_rw_content_t"
-MAIN_CONFIG = "/etc/apache2/apache2.conf"
 
 # Runs in the container: (inode, mtime_ns, owner, mode) of every path below a directory.
 STATE = r"""
@@ -101,7 +101,7 @@ def test_no_pycache_under_the_root_and_caches_in_the_prefix(site):
     assert all(owner == "www-data" for _ino, _mtime, owner, _mode in state(host, PREFIX).values())
     prefix_state = state(host, PREFIX)[PREFIX]
     assert prefix_state[3] == "0o755"
-    assert "    SetEnv PYTHONPYCACHEPREFIX %s\n" % PREFIX in host.read_file(MAIN_CONFIG)
+    assert "    SetEnv PYTHONPYCACHEPREFIX %s\n" % PREFIX in stanza_text(host, ROOT)
 
 
 def test_a_request_loads_the_application_from_the_prefix_and_rewrites_nothing(site):
@@ -157,4 +157,4 @@ def test_a_second_run_changes_nothing(site):
     # The role's report reads the prefix: every cache fresh, the block the one it expects.
     out = run.output
     assert re.search(r"cpython-311 \(/usr/bin/python3, Python 3\.11\.\d+\): 5 fresh, 0 stale, 0 missing", out), out
-    assert "Apache: the pycgi __pycache__ block for %s is in %s\"" % (ROOT, MAIN_CONFIG) in out, out
+    assert "Apache: the pycgi __pycache__ block for %s is in %s\"" % (ROOT, stanza_file(ROOT)) in out, out

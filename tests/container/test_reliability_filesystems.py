@@ -186,7 +186,7 @@ def test_read_only_file_system(host):
 
     host.exec("cp", "/etc/apache2/apache2.conf", RW + "/apache2.conf")
     before = host.state(RO)
-    config = host.run_module("httpd_pycache", {"path": "/usr/lib/cgi-bin", "dest": RO + "/apache2.conf",
+    config = host.run_module("httpd_pycache", {"path": "/usr/lib/cgi-bin", "dest": RO + "/apache2.conf", "placement": "block",
                                                "validate": False})
     assert config["failed"] is True and RO + "/apache2.conf" in config["msg"], config
     assert "Read-only file system" in config["msg"], config["msg"]

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from harness.apache import stanza_text
 from harness.podman import Container, require_podman
 from harness.site import container_host, run_playbook
 
@@ -38,11 +39,13 @@ def parallel_play(host, playbook, per_host_vars, workdir):
 
 # --- 2. live traffic ----------------------------------------------------------------------------
 
-def test_sixteen_concurrent_runs_on_one_apache_config_keep_every_block(host, tmp_path):
-    """16 httpd_pycache runs at once on the container's apache2.conf (16 forks of one play, each
-    for its own root, with Apache's config test): every run reports a change, all 16 blocks are
-    in the file afterwards, and `apache2ctl -t` passes (the lock covers the edit, the config test
-    and any rollback; without it 2-4 blocks were lost)."""
+@pytest.mark.parametrize("placement", ["drop_in", "block"])
+def test_sixteen_concurrent_runs_on_one_apache_config_keep_every_block(host, tmp_path, placement):
+    """16 httpd_pycache runs at once on the container's Apache config (16 forks of one play, each
+    for its own root, with Apache's config test), with each placement: every run reports a change,
+    all 16 blocks are where the placement puts them afterwards (each root's drop-in, enabled with
+    a2enconf, or apache2.conf), and `apache2ctl -t` passes (the lock covers the edit, the config
+    test and any rollback; without it 2-4 blocks were lost from apache2.conf)."""
     before = host.read_file(MAIN_CONFIG)
     playbook = """
 - hosts: webservers
@@ -51,18 +54,26 @@ def test_sixteen_concurrent_runs_on_one_apache_config_keep_every_block(host, tmp
     - name: One root's block
       pycgi.hosting.httpd_pycache:
         path: "/srv/site{{ site }}/cgi-bin"
-"""
+        placement: %s
+""" % placement
     results, rc, output = parallel_play(host, playbook, dict(("site%02d" % i, {"site": "%02d" % i})
                                                              for i in range(PARALLEL)), str(tmp_path))
     try:
         assert rc == 0, output[-3000:]
         assert len(results) == PARALLEL and all(result.get("changed") for result in results.values()), results
-        text = host.read_file(MAIN_CONFIG)
-        missing = [i for i in range(PARALLEL) if "# BEGIN pycgi.hosting pycache /srv/site%02d/cgi-bin\n" % i not in text]
+
+        def text(i):
+            return stanza_text(host, "/srv/site%02d/cgi-bin" % i, placement)
+        missing = [i for i in range(PARALLEL) if "# BEGIN pycgi.hosting pycache /srv/site%02d/cgi-bin\n" % i not in text(i)]
         assert missing == [], "blocks lost: %s" % missing
+        if placement == "drop_in":
+            enabled = host.exec("a2query", "-c").stdout
+            assert all("pycgi-pycache-srv-site%02d-cgi-bin" % i in enabled for i in range(PARALLEL)), enabled
         host.exec("apache2ctl", "-t")
     finally:
         host.put_file(MAIN_CONFIG, before)
+        host.exec("sh", "-c", "rm -f /etc/apache2/conf-enabled/pycgi-pycache-srv-site* /etc/apache2/conf-available/pycgi-pycache-srv-site* "
+                              "/var/lib/apache2/conf/*/pycgi-pycache-srv-site*")
 
 
 # --- 4. hostile trees ---------------------------------------------------------------------------
@@ -120,6 +131,7 @@ def test_a_pycache_outside_the_managed_roots_is_denied_server_wide(host):
         assert host.http_get("/__pycache__/views.cpython-311.pyc")[0] == 403
         assert host.http_get("/index.html")[0] == 200
     finally:
+        host.run_module("httpd_pycache", {"server_wide": True, "state": "absent"})
         host.put_file(MAIN_CONFIG, before)
         host.exec("systemctl", "reload", "apache2")
 

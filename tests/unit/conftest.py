@@ -96,3 +96,13 @@ def run_module(name, args, check_mode=False, diff=False, tmp_path=None):
         raise AssertionError("module %s printed no JSON (rc=%d):\n%s\n%s" % (name, proc.returncode, proc.stdout, proc.stderr))
     result["rc"] = proc.returncode
     return result
+
+
+def apache_stanza_file(conf, root, placement="drop_in", name=None):
+    """The file where httpd_pycache puts the block for ``root`` with ``placement``: the main
+    config ``conf`` itself, or the drop-in of the layout beside it (conf-available/ for
+    Debian, conf.d/ for the RHEL family) named as the module names it."""
+    if placement == "block":
+        return str(conf)
+    from ansible_collections.pycgi.hosting.plugins.module_utils._apache import drop_in_layout, drop_in_name, normalize_root
+    return drop_in_layout(os.path.realpath(str(conf)), name or drop_in_name(normalize_root(str(root)))).file

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import child_env, run_module
+from conftest import apache_stanza_file, child_env, run_module
 
 SOURCE = "X = 1\n"
 SECRET = "TOKEN = 'ffd0c1a9-not-for-the-web'\n"
@@ -222,7 +222,7 @@ def test_dollar_and_tilde_in_paths_are_literal(tmp_path, module):
         args.update(owner=str(os.getuid()), group=str(os.getgid()))
     if module == "httpd_pycache":
         conf = write(tmp_path / "apache2.conf", "ServerName x\n")
-        args.update(dest=str(conf), validate=False)
+        args.update(dest=str(conf), validate=False, placement="block")
     result = run_module(module, args, tmp_path=tmp_path)
     assert result["rc"] == 0, result
     if module == "precompile":
@@ -245,13 +245,16 @@ def test_selinux_context_refuses_an_empty_path_list(tmp_path):
 
 # --- 2. live traffic ----------------------------------------------------------------------------
 
-def test_concurrent_httpd_pycache_runs_keep_every_block(tmp_path):
-    """16 httpd_pycache processes started at once on one config file, each for its own root: all
-    16 blocks are in the file afterwards (the lock serialises the edits; without it some are lost)."""
+@pytest.mark.parametrize("placement", ["drop_in", "block"])
+def test_concurrent_httpd_pycache_runs_keep_every_block(tmp_path, placement):
+    """16 httpd_pycache processes started at once on one Apache config, each for its own root, with
+    each placement: all 16 blocks are where the placement puts them afterwards, in the one config
+    file or each in its drop-in (the lock serialises the edits; without it some are lost)."""
     conf = write(tmp_path / "apache2.conf", "ServerName x\n")
+    (tmp_path / "conf.d").mkdir()
     procs = []
     for index in range(16):
-        params = {"path": "/srv/site%02d/cgi-bin" % index, "dest": str(conf), "validate": False,
+        params = {"path": "/srv/site%02d/cgi-bin" % index, "dest": str(conf), "validate": False, "placement": placement,
                   "_ansible_check_mode": False, "_ansible_diff": False}
         args_file = tmp_path / ("args-%s.json" % uuid.uuid4().hex[:8])
         args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": params}))
@@ -259,8 +262,10 @@ def test_concurrent_httpd_pycache_runs_keep_every_block(tmp_path):
                                        str(args_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env()))
     results = [json.loads(proc.communicate(timeout=300)[0]) for proc in procs]
     assert all(result.get("changed") for result in results), results
-    text = conf.read_text()
-    missing = [index for index in range(16) if "# BEGIN pycgi.hosting pycache /srv/site%02d/cgi-bin\n" % index not in text]
+
+    def text(index):
+        return pathlib.Path(apache_stanza_file(conf, "/srv/site%02d/cgi-bin" % index, placement)).read_text()
+    missing = [index for index in range(16) if "# BEGIN pycgi.hosting pycache /srv/site%02d/cgi-bin\n" % index not in text(index)]
     assert missing == [], "blocks lost: %s" % missing
 
 
@@ -270,9 +275,10 @@ def test_server_wide_deny_is_one_block_for_every_pycache(tmp_path):
     """`server_wide: true` writes one block whose regex matches a `__pycache__` anywhere (for
     example under /var/www/html), is idempotent, and cannot be combined with `path`."""
     conf = write(tmp_path / "apache2.conf", "ServerName x\n")
+    (tmp_path / "conf.d").mkdir()
     first = run_module("httpd_pycache", {"server_wide": True, "dest": str(conf), "validate": False}, tmp_path=tmp_path)
     assert first["changed"] and first["regex"] == "^/(?:.+/)?__pycache__(?:/|$)", first
-    assert "# BEGIN pycgi.hosting pycache /\n" in conf.read_text()
+    assert "# BEGIN pycgi.hosting pycache /\n" in pathlib.Path(apache_stanza_file(conf, "/")).read_text()
     again = run_module("httpd_pycache", {"server_wide": True, "dest": str(conf), "validate": False}, tmp_path=tmp_path)
     assert again["changed"] is False, again
     both = run_module("httpd_pycache", {"server_wide": True, "path": "/srv/cgi", "dest": str(conf), "validate": False},

@@ -4,6 +4,7 @@ to testinfra as --ansible-inventory; the testinfra hosts themselves use the podm
 import base64
 import json
 import os
+import re
 
 import pytest
 import testinfra
@@ -79,8 +80,28 @@ class Site(object):
         else:
             self.root, self.user, self.ctl, self.service = "/var/www/cgi-bin", "apache", "apachectl", "httpd"
             self.config = "/etc/httpd/conf/httpd.conf"
+        self.placement = hostvars.get("pycgi_apache_placement", "drop_in")
+        # Where the drop-ins are, as Apache reads them (Debian: the symlinks a2enconf makes).
+        self.drop_in_dir = "/etc/apache2/conf-enabled" if family in ("debian", "ubuntu") else "/etc/httpd/conf.d"
         self.second_root = SECOND_ROOT
         self.roots = (self.root, SECOND_ROOT)
+
+    def stanza_file(self, root):
+        """The file that holds the pycgi.hosting block for ``root`` with the host's placement:
+        the main config, or the root's drop-in (named as httpd_pycache's drop_in_name names it)."""
+        if self.placement == "block":
+            return self.config
+        slug = re.sub("-+", "-", re.sub(r"[^A-Za-z0-9._]", "-", root.strip("/"))).strip("-") or "root"
+        name = "pycgi-pycache-server" if root == "/" else "pycgi-pycache-" + slug
+        directory = "/etc/apache2/conf-available" if self.config.startswith("/etc/apache2/") else self.drop_in_dir
+        return "%s/%s.conf" % (directory, name)
+
+    def stanza_files(self):
+        """Every file that may hold pycgi.hosting blocks with the host's placement."""
+        if self.placement == "block":
+            return [self.config]
+        listing = self.host.check_output("find %s -maxdepth 1 -name 'pycgi-pycache-*.conf'", self.drop_in_dir)
+        return sorted(listing.split())
 
     @property
     def web(self):

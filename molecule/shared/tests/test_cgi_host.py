@@ -24,8 +24,13 @@ sys.exit(1)
 
 
 def blocks(site):
-    """The pycgi.hosting blocks of the main Apache config, by root."""
-    lines = site.host.file(site.config).content_string.splitlines()
+    """The pycgi.hosting blocks, by root, where the host's placement puts them: the main Apache
+    config, or the drop-ins Apache reads (and then none is left in the main config)."""
+    if site.placement != "block":
+        assert "# BEGIN pycgi.hosting pycache " not in site.host.file(site.config).content_string
+    lines = []
+    for path in site.stanza_files():
+        lines += site.host.file(path).content_string.splitlines()
     found, current = {}, None
     for line in lines:
         if line.startswith("# BEGIN pycgi.hosting pycache "):

@@ -16,7 +16,8 @@ def inspect(site):
 
     def answer(root):
         if root not in answers:
-            args = {"path": root, "owner": site.user, "group": site.user, "cache_mode": site.mode}
+            args = {"path": root, "owner": site.user, "group": site.user, "cache_mode": site.mode,
+                    "apache_config": site.stanza_file(root)}
             if site.prefix:
                 args["pycache_prefix"] = site.prefix
             answers[root] = site.module("pycgi.hosting.pycache_info", **args)
@@ -72,10 +73,10 @@ def test_pycache_info_finds_the_web_user_can_use_the_caches_and_the_block(site, 
     assert access["pycs_not_readable"]["count"] == 0, access
     assert access["cache_dirs_not_creatable"]["count"] == 0, access
     apache = info["apache"]
-    assert apache["config"] == site.config, apache
+    assert apache["config"] == site.stanza_file(root), apache
     assert apache["present"] is True and apache["current"] is True, apache
     assert apache["write_bytecode"] is True, apache
-    summary = "Apache: the pycgi __pycache__ block for %s is in %s" % (root, site.config)
+    summary = "Apache: the pycgi __pycache__ block for %s is in %s" % (root, site.stanza_file(root))
     assert summary in info["summary"], info["summary"]
     selinux = info["selinux"]
     if selinux["available"] and site.selinux != "false":

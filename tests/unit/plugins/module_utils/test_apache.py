@@ -7,15 +7,19 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._apache import (
     DEBIAN_CONFIG,
     RHEL_CONFIG,
     ApacheConfigError,
+    check_drop_in_name,
     config_test_programs,
     current_block,
     default_config_path,
+    drop_in_layout,
+    drop_in_name,
     markers,
     normalize_root,
     pcre_escape,
     pycache_regex,
     render_block,
     set_block,
+    split_dump_includes,
 )
 
 AWKWARD_ROOTS = [
@@ -194,3 +198,50 @@ def test_default_config_prefers_the_rhel_layout():
 def test_config_test_program_follows_the_layout():
     assert config_test_programs(DEBIAN_CONFIG)[0] == "apache2ctl"
     assert config_test_programs(RHEL_CONFIG)[0] == "apachectl"
+
+
+@pytest.mark.parametrize("root, name", [
+    ("/usr/lib/cgi-bin", "pycgi-pycache-usr-lib-cgi-bin"),
+    ("/var/www/cgi-bin", "pycgi-pycache-var-www-cgi-bin"),
+    ("/srv/py cgi [v1.2]+(x)$", "pycgi-pycache-srv-py-cgi-v1.2-x"),
+    ("/srv/目录", "pycgi-pycache-srv"),
+    ("/", "pycgi-pycache-server"),
+])
+def test_drop_in_names_are_plain_file_names(root, name):
+    assert drop_in_name(root) == name
+    assert check_drop_in_name(name) == name
+
+
+@pytest.mark.parametrize("name, expected", [("site.conf", "site"), ("a_b-1.2", "a_b-1.2")])
+def test_drop_in_name_accepts_a_trailing_conf(name, expected):
+    assert check_drop_in_name(name) == expected
+
+
+@pytest.mark.parametrize("name", ["", ".conf", ".x", "a/b", "../a", "a b", "é"])
+def test_drop_in_name_refuses_what_is_not_a_plain_name(name):
+    with pytest.raises(ApacheConfigError, match="drop_in_name"):
+        check_drop_in_name(name)
+
+
+def test_drop_in_layout_of_each_family():
+    debian = drop_in_layout(DEBIAN_CONFIG, "n", {"/etc/apache2/conf-available"}.__contains__)
+    assert debian == ("debian", "/etc/apache2/conf-available/n.conf", "/etc/apache2/conf-enabled/n.conf",
+                      "/etc/apache2", "/var/lib/apache2")
+    assert debian.uses_a2enconf
+    rhel = drop_in_layout(RHEL_CONFIG, "n", {"/etc/httpd/conf.d"}.__contains__)
+    assert rhel == ("redhat", "/etc/httpd/conf.d/n.conf", "/etc/httpd/conf.d/n.conf", "/etc/httpd/conf", None)
+    assert not rhel.uses_a2enconf
+    suse = drop_in_layout("/etc/apache2/httpd.conf", "n", {"/etc/apache2/conf.d"}.__contains__)
+    assert suse.file == "/etc/apache2/conf.d/n.conf"
+    with pytest.raises(ApacheConfigError, match=r"none of /etc/httpd/conf/conf-available, /etc/httpd/conf.d, "
+                                                r"/etc/httpd/conf/conf.d exists; use placement=block"):
+        drop_in_layout(RHEL_CONFIG, "n", lambda path: False)
+
+
+def test_dump_includes_output_is_split_into_files_and_messages():
+    output = ("Included configuration files:\n  (*) /etc/apache2/apache2.conf\n"
+              "    (146) /etc/apache2/mods-enabled/env.load\n    (222) /etc/apache2/conf-enabled/a b.conf\n"
+              "AH00558: apache2: Could not reliably determine the server's fully qualified domain name\n")
+    included, rest = split_dump_includes(output)
+    assert included == ["/etc/apache2/apache2.conf", "/etc/apache2/mods-enabled/env.load", "/etc/apache2/conf-enabled/a b.conf"]
+    assert rest == "AH00558: apache2: Could not reliably determine the server's fully qualified domain name"

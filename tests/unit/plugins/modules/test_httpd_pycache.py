@@ -1,7 +1,10 @@
 """pycgi.hosting.httpd_pycache run as Ansible runs it, on config files in tmp_path.
 
 These tests use validate=false: the config test needs a real Apache, which the container
-tests (tests/container/test_httpd_pycache.py) provide.
+tests (tests/container/test_httpd_pycache.py) provide; the config test and rollback are also
+covered with recorded command outputs in tests/unit/plugins/module_utils/test_apache_change.py.
+The tests up to test_no_change_needs_no_config_test are about the block inside the main config
+(placement=block); those of drop-in files follow them.
 """
 import glob
 import os
@@ -23,7 +26,7 @@ def conf(tmp_path):
 
 
 def run(conf, tmp_path, check_mode=False, diff=False, **args):
-    params = dict(dest=conf, validate=False)
+    params = dict(dest=conf, validate=False, placement="block")
     params.update(args)
     return run_module("httpd_pycache", params, check_mode=check_mode, diff=diff, tmp_path=tmp_path)
 
@@ -171,3 +174,120 @@ def test_pycache_prefix_sets_the_variable_for_the_root(conf, tmp_path):
         refused = run(conf, tmp_path, path="/srv/a", pycache_prefix=bad)
         assert refused.get("failed") is True and "pycache_prefix" in refused["msg"], refused
     assert read(conf) == CONFIG + both["block"].encode()
+
+
+# --- placement=drop_in: the RHEL family's layout in tmp_path (conf/httpd.conf, conf.d/) -------
+
+@pytest.fixture
+def rhel(tmp_path):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf.d").mkdir()
+    path = tmp_path / "conf" / "httpd.conf"
+    path.write_bytes(CONFIG)
+    return str(path)
+
+
+def drop_in(tmp_path, name="pycgi-pycache-srv-a"):
+    return str(tmp_path / "conf.d" / (name + ".conf"))
+
+
+def run_drop_in(conf, tmp_path, check_mode=False, diff=False, **args):
+    params = dict(dest=conf, validate=False)
+    params.update(args)
+    return run_module("httpd_pycache", params, check_mode=check_mode, diff=diff, tmp_path=tmp_path)
+
+
+def test_drop_in_is_the_default_and_leaves_the_main_config_alone(rhel, tmp_path):
+    result = run_drop_in(rhel, tmp_path, path="/srv/a")
+    assert result["rc"] == 0 and result["changed"] is True, result
+    assert (result["placement"], result["dest"], result["main_config"]) == ("drop_in", drop_in(tmp_path), rhel)
+    assert read(drop_in(tmp_path)) == result["block"].encode()
+    assert stat.S_IMODE(os.stat(drop_in(tmp_path)).st_mode) == 0o644
+    assert read(rhel) == CONFIG
+    assert run_drop_in(rhel, tmp_path, path="/srv/a/")["changed"] is False
+
+    removed = run_drop_in(rhel, tmp_path, path="/srv/a", state="absent")
+    assert removed["changed"] is True and not os.path.exists(drop_in(tmp_path))
+    assert run_drop_in(rhel, tmp_path, path="/srv/a", state="absent")["changed"] is False
+    assert read(rhel) == CONFIG and os.listdir(str(tmp_path / "conf.d")) == []
+
+
+def test_each_root_gets_its_own_file(rhel, tmp_path):
+    blocks = {root: run_drop_in(rhel, tmp_path, path=root)["block"] for root in ("/srv/a", "/srv/py cgi")}
+    blocks["/"] = run_drop_in(rhel, tmp_path, server_wide=True)["block"]
+    assert sorted(os.listdir(str(tmp_path / "conf.d"))) == [
+        "pycgi-pycache-server.conf", "pycgi-pycache-srv-a.conf", "pycgi-pycache-srv-py-cgi.conf"]
+    assert read(drop_in(tmp_path, "pycgi-pycache-srv-py-cgi")) == blocks["/srv/py cgi"].encode()
+    assert run_drop_in(rhel, tmp_path, path="/srv/py cgi", state="absent")["changed"] is True
+    assert sorted(os.listdir(str(tmp_path / "conf.d"))) == ["pycgi-pycache-server.conf", "pycgi-pycache-srv-a.conf"]
+
+
+def test_migration_moves_the_block_out_of_the_main_config_and_back(rhel, tmp_path):
+    block = run(rhel, tmp_path, path="/srv/a")["block"].encode()
+    assert read(rhel) == CONFIG + block
+
+    checked = run_drop_in(rhel, tmp_path, path="/srv/a", check_mode=True, diff=True)
+    assert checked["changed"] is True and read(rhel) == CONFIG + block and not os.path.exists(drop_in(tmp_path))
+    main_diff, file_diff = checked["diff"]
+    assert (main_diff["before"], main_diff["after"]) == (block.decode(), "")
+    assert (file_diff["before"], file_diff["after"]) == ("", block.decode())
+
+    moved = run_drop_in(rhel, tmp_path, path="/srv/a", backup=True)
+    assert moved["changed"] is True
+    assert read(rhel) == CONFIG and read(drop_in(tmp_path)) == block
+    assert [read(path) for path in moved["backup_files"]] == [CONFIG + block]
+    assert run_drop_in(rhel, tmp_path, path="/srv/a")["changed"] is False
+
+    back = run(rhel, tmp_path, path="/srv/a")
+    assert back["changed"] is True and read(rhel) == CONFIG + block and not os.path.exists(drop_in(tmp_path))
+
+
+def test_absent_removes_the_block_from_both_places(rhel, tmp_path):
+    run(rhel, tmp_path, path="/srv/a")
+    # A drop-in of the same root beside it (written by hand, or a run that was interrupted).
+    with open(drop_in(tmp_path), "w") as handle:
+        handle.write(run_drop_in(rhel, tmp_path, path="/srv/a", check_mode=True)["block"])
+    result = run_drop_in(rhel, tmp_path, path="/srv/a", state="absent")
+    assert result["changed"] is True and read(rhel) == CONFIG and not os.path.exists(drop_in(tmp_path))
+
+
+def test_a_file_of_that_name_that_is_not_ours_is_never_overwritten(rhel, tmp_path):
+    # /srv/a-b and /srv/a/b share the default name.
+    run_drop_in(rhel, tmp_path, path="/srv/a-b")
+    theirs = read(drop_in(tmp_path, "pycgi-pycache-srv-a-b"))
+    clash = run_drop_in(rhel, tmp_path, path="/srv/a/b")
+    assert clash["failed"] is True and "does not hold the block for /srv/a/b" in clash["msg"], clash
+    assert "drop_in_name" in clash["msg"] and drop_in(tmp_path, "pycgi-pycache-srv-a-b") in clash["msg"]
+    assert read(drop_in(tmp_path, "pycgi-pycache-srv-a-b")) == theirs
+    # Absent for the other root leaves it alone too.
+    assert run_drop_in(rhel, tmp_path, path="/srv/a/b", state="absent")["changed"] is False
+    named = run_drop_in(rhel, tmp_path, path="/srv/a/b", drop_in_name="ab-nested.conf")
+    assert named["changed"] is True and named["dest"] == drop_in(tmp_path, "ab-nested")
+    assert read(drop_in(tmp_path, "pycgi-pycache-srv-a-b")) == theirs
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", ".hidden", "x y", ""])
+def test_a_bad_drop_in_name_is_refused(rhel, tmp_path, name):
+    result = run_drop_in(rhel, tmp_path, path="/srv/a", drop_in_name=name or ".conf")
+    assert result["failed"] is True and "drop_in_name" in result["msg"], result
+    assert os.listdir(str(tmp_path / "conf.d")) == [] and read(rhel) == CONFIG
+
+
+def test_drop_in_without_a_drop_in_directory_is_a_clear_error(conf, tmp_path):
+    result = run_drop_in(conf, tmp_path, path="/srv/a")
+    assert result["failed"] is True, result
+    assert "conf-available" in result["msg"] and "conf.d" in result["msg"] and "placement=block" in result["msg"]
+    assert read(conf) == CONFIG and os.listdir(str(tmp_path)) == ["apache2.conf"]
+    # Nothing to remove there: absent is no change.
+    assert run_drop_in(conf, tmp_path, path="/srv/a", state="absent")["changed"] is False
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+def test_a_rewritten_drop_in_keeps_its_mode_and_owner(rhel, tmp_path):
+    run_drop_in(rhel, tmp_path, path="/srv/a")
+    os.chown(drop_in(tmp_path), 65534, 65534)
+    os.chmod(drop_in(tmp_path), 0o640)
+    assert run_drop_in(rhel, tmp_path, path="/srv/a", write_bytecode=False)["changed"] is True
+    st = os.stat(drop_in(tmp_path))
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o640)
+    assert os.listdir(str(tmp_path / "conf.d")) == ["pycgi-pycache-srv-a.conf"]

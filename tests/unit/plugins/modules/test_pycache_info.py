@@ -315,7 +315,7 @@ def test_apache_block_written_by_httpd_pycache(tmp_path):
     assert info(tmp_path, **args)["apache"] == {
         "config": str(conf), "present": False, "current": False, "write_bytecode": None}
 
-    written = run_module("httpd_pycache", {"path": str(root), "dest": str(conf), "validate": False,
+    written = run_module("httpd_pycache", {"path": str(root), "dest": str(conf), "validate": False, "placement": "block",
                                            "write_bytecode": False}, tmp_path=tmp_path)
     assert written["changed"], written
     result = info(tmp_path, **args)

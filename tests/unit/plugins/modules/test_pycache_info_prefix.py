@@ -21,7 +21,7 @@ def test_fresh_stale_missing_and_orphans_in_the_prefix(tmp_path):
     os.utime(str(models), (1, 1))
     write(root / "app" / "new.py", "NEW = True\n")
     conf = write(tmp_path / "httpd.conf", "ServerName localhost\n")
-    assert run_module("httpd_pycache", {"path": str(root), "dest": str(conf), "validate": False,
+    assert run_module("httpd_pycache", {"path": str(root), "dest": str(conf), "validate": False, "placement": "block",
                                         "pycache_prefix": str(prefix)}, tmp_path=tmp_path)["changed"]
 
     args = dict(path=str(root), interpreters=[python], apache_config=str(conf))
