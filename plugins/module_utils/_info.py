@@ -30,6 +30,8 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._apache import (
     ApacheConfigError,
     current_block,
     default_config_path,
+    drop_in_layout,
+    drop_in_name,
     normalize_root,
     render_block,
 )
@@ -696,22 +698,36 @@ def apache_report(
     pycache_prefix: str | None = None,
 ) -> Report:
     """Whether the pycgi ``__pycache__`` block for the root is in the Apache config, and
-    whether it is the one ``httpd_pycache`` writes (with or without bytecode writes)."""
+    whether it is the one ``httpd_pycache`` writes (with or without bytecode writes).
+
+    Without ``config``: the main config of the host's layout, then the root's drop-in file of
+    the default name (``httpd_pycache``'s default placement), where the block is found."""
     report: Report = {"config": None, "present": False, "current": False, "write_bytecode": None}
     try:
         root = normalize_root(path)
     except ApacheConfigError as exc:
         return dict(report, error=str(exc))
+    explicit = bool(config)
     config = config or default_config_path(exists)
     if not config:
         return dict(report, error="no Apache main config found")
     report["config"] = config
     try:
-        with open(config, "rb") as handle:
-            text = handle.read().decode("utf-8", "surrogateescape")
-        block = current_block(text, root)
+        block = _block_in(config, root)
     except (OSError, ApacheConfigError) as exc:
         return dict(report, error="%s: %s" % (config, getattr(exc, "strerror", None) or exc))
+    if block is None and not explicit:
+        try:
+            drop_in = drop_in_layout(os.path.realpath(config), drop_in_name(root)).file
+        except ApacheConfigError:
+            drop_in = None
+        if drop_in and exists(drop_in):
+            try:
+                block = _block_in(drop_in, root)
+            except (OSError, ApacheConfigError) as exc:
+                return dict(report, error="%s: %s" % (drop_in, getattr(exc, "strerror", None) or exc))
+            if block is not None:
+                report["config"] = drop_in
     if block is None:
         return report
     report["present"] = True
@@ -720,6 +736,13 @@ def apache_report(
         if block == render_block(root, environment):
             report["current"], report["write_bytecode"] = True, write_bytecode
     return report
+
+
+def _block_in(config: str, root: str) -> str | None:
+    """The root's block in the file ``config``, or None."""
+    with open(config, "rb") as handle:
+        text = handle.read().decode("utf-8", "surrogateescape")
+    return current_block(text, root)
 
 
 def _number(value: int) -> str:

@@ -98,7 +98,9 @@ options:
     description:
       - The Apache config file to look for the block in.
       - Defaults to the main config of the host's layout, C(/etc/httpd/conf/httpd.conf), else
-        C(/etc/apache2/apache2.conf).
+        C(/etc/apache2/apache2.conf), and then the root's drop-in file of the default name that
+        M(pycgi.hosting.httpd_pycache) writes with its default O(pycgi.hosting.httpd_pycache#module:placement=drop_in)
+        (C(conf.d/) on the RHEL family, C(conf-available/) on Debian).
     type: str
   list_limit:
     description:

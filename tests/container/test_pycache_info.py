@@ -108,6 +108,25 @@ def test_caches_owner_and_apache_block_of_the_stock_tree(host):
     assert checked["interpreters"][0]["fresh"] == 4 and checked["summary"][0].endswith("4 fresh, 0 stale, 0 missing")
 
 
+def test_apache_block_in_the_default_drop_in(host):
+    """Without apache_config, the block httpd_pycache writes with its default placement (a
+    drop-in) is found after the main config: present and current, the drop-in named."""
+    root = "/srv/info-drop-in"
+    make_tree(host, root)
+    drop_in = "/etc/apache2/conf-available/pycgi-pycache-srv-info-drop-in.conf"
+    assert info(host, path=root)["apache"] == {"config": "/etc/apache2/apache2.conf", "present": False,
+                                               "current": False, "write_bytecode": None}
+    written = run(host, "httpd_pycache", {"path": root})
+    assert written["dest"] == drop_in
+    result = info(host, path=root)
+    assert result["apache"] == {"config": drop_in, "present": True, "current": True, "write_bytecode": True}
+    assert "Apache: the pycgi __pycache__ block for %s is in %s" % (root, drop_in) in result["summary"]
+    # An explicit apache_config is the only file read.
+    assert info(host, path=root, apache_config="/etc/apache2/apache2.conf")["apache"]["present"] is False
+    run(host, "httpd_pycache", {"path": root, "state": "absent"})
+    assert info(host, path=root)["apache"]["present"] is False
+
+
 def on_disk(host, paths):
     out = host.exec("stat", "--printf", "%n\t%C\n", *paths).stdout
     return dict((line.rpartition("\t")[0], line.rpartition("\t")[2].split(":")[2]) for line in out.splitlines())
