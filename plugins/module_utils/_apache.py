@@ -49,24 +49,26 @@ class ApacheConfigError(ValueError):
     """Input or config content this module cannot handle; the message names what is wrong."""
 
 
-def normalize_root(path):
+def normalize_root(path: str) -> str:
     """The CGI root as it appears in the markers and the regex: absolute, no trailing slash,
     no ``.``/``..`` parts. Raises ApacheConfigError for a relative path or control characters."""
     if not path or not path.startswith("/"):
         raise ApacheConfigError("path must be an absolute directory, got %r" % (path,))
     if any(ord(char) < 32 or ord(char) == 127 for char in path):
-        raise ApacheConfigError("path %r contains a control character, which an Apache config line cannot hold" % (path,))
+        raise ApacheConfigError(
+            "path %r contains a control character, which an Apache config line cannot hold" % (path,)
+        )
     root = os.path.normpath(path)
     # normpath keeps a leading "//" (POSIX allows it a meaning); Apache does not.
     return "/" + root.lstrip("/")
 
 
-def pcre_escape(text):
+def pcre_escape(text: str) -> str:
     """``text`` as a PCRE pattern that matches exactly it, safe inside a quoted Apache argument."""
     return "".join(_PCRE_ESCAPES.get(char, char) for char in text)
 
 
-def pycache_regex(root):
+def pycache_regex(root: str) -> str:
     """The <DirectoryMatch> regex for every ``__pycache__`` at or below ``root``.
 
     Apache 2.4 applies a <DirectoryMatch> only where the regex matches, not to the
@@ -78,26 +80,26 @@ def pycache_regex(root):
     return "^%s/(?:.+/)?%s(?:/|$)" % (pcre_escape(root.rstrip("/")), CACHE_DIR)
 
 
-def markers(root):
+def markers(root: str) -> tuple[str, str]:
     """The first and last line of the block for ``root`` (without newlines)."""
     return "# BEGIN %s %s" % (MARKER, root), "# END %s %s" % (MARKER, root)
 
 
-def _directory_section(root):
+def _directory_section(root: str) -> tuple[str, str]:
     """Opening and closing lines of a section for ``root`` and everything below it."""
     if any(char in _NOT_LITERAL_IN_DIRECTORY for char in root) or "${" in root:
         return '<DirectoryMatch "^%s(?:/|$)">' % pcre_escape(root.rstrip("/")), "</DirectoryMatch>"
     return '<Directory "%s">' % root, "</Directory>"
 
 
-def _conf_word(value):
+def _conf_word(value: str) -> str:
     """``value`` as one Apache config argument."""
     if value and all(char.isalnum() or char in "_./:@+-," for char in value):
         return value
     return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _check_environment(environment):
+def _check_environment(environment: t.Iterable[tuple[str, str]]) -> None:
     for name, value in environment:
         if not name or name[0].isdigit() or not set(name) <= _ENV_NAME_CHARS:
             raise ApacheConfigError("%r is not a valid environment variable name" % (name,))
@@ -105,7 +107,7 @@ def _check_environment(environment):
             raise ApacheConfigError("the value of %s cannot be written to an Apache config: %r" % (name, value))
 
 
-def render_block(root, environment=()):
+def render_block(root: str, environment: t.Iterable[tuple[str, str]] = ()) -> str:
     """The whole block for ``root`` (normalized), ending with a newline.
 
     ``environment`` is a sequence of (name, value) pairs set with ``SetEnv`` for the CGI
@@ -114,18 +116,26 @@ def render_block(root, environment=()):
     _check_environment(environment)
     begin, end = markers(root)
     if root == "/":
-        what = ["# Managed by pycgi.hosting.httpd_pycache: no Python bytecode cache of this server,",
-                "# wherever it is, is ever served or run over HTTP."]
+        what = [
+            "# Managed by pycgi.hosting.httpd_pycache: no Python bytecode cache of this server,",
+            "# wherever it is, is ever served or run over HTTP.",
+        ]
     else:
-        what = ["# Managed by pycgi.hosting.httpd_pycache: Python bytecode caches below this CGI root",
-                "# are never served or run over HTTP."]
-    lines = [begin] + what + [
-        '<DirectoryMatch "%s">' % pycache_regex(root),
-        "    Require all denied",
-        "    Options None",
-        "    AllowOverride None",
-        "</DirectoryMatch>",
-    ]
+        what = [
+            "# Managed by pycgi.hosting.httpd_pycache: Python bytecode caches below this CGI root",
+            "# are never served or run over HTTP.",
+        ]
+    lines = (
+        [begin]
+        + what
+        + [
+            '<DirectoryMatch "%s">' % pycache_regex(root),
+            "    Require all denied",
+            "    Options None",
+            "    AllowOverride None",
+            "</DirectoryMatch>",
+        ]
+    )
     if environment:
         opening, closing = _directory_section(root)
         lines.append(opening)
@@ -135,7 +145,7 @@ def render_block(root, environment=()):
     return "\n".join(lines) + "\n"
 
 
-def _split_lines(text):
+def _split_lines(text: str) -> list[str]:
     """Lines of ``text`` with their newlines; only "\\n" ends a line (joins back to ``text``)."""
     pieces = text.split("\n")
     tail = pieces.pop()
@@ -145,20 +155,22 @@ def _split_lines(text):
     return lines
 
 
-def find_block(lines, root):
+def find_block(lines: list[str], root: str) -> tuple[int, int] | None:
     """(first, last) indexes of the block for ``root`` in ``lines``, or None.
 
     Raises ApacheConfigError (naming 1-based line numbers) for a marker without its partner
     or for two blocks of the same root, which a person must sort out.
     """
     begin, end = markers(root)
-    spans = []
-    start = None
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
     for index, line in enumerate(lines):
         stripped = line.rstrip("\r\n")
         if stripped == begin:
             if start is not None:
-                raise ApacheConfigError("line %d: %r opens a block again before line %d's block is closed" % (index + 1, begin, start + 1))
+                raise ApacheConfigError(
+                    "line %d: %r opens a block again before line %d's block is closed" % (index + 1, begin, start + 1)
+                )
             start = index
         elif stripped == end:
             if start is None:
@@ -168,27 +180,29 @@ def find_block(lines, root):
     if start is not None:
         raise ApacheConfigError("line %d: %r has no %r after it" % (start + 1, begin, end))
     if len(spans) > 1:
-        raise ApacheConfigError("lines %s: more than one block for %s; remove all but one" % (
-            ", ".join("%d-%d" % (first + 1, last + 1) for first, last in spans), root))
+        raise ApacheConfigError(
+            "lines %s: more than one block for %s; remove all but one"
+            % (", ".join("%d-%d" % (first + 1, last + 1) for first, last in spans), root)
+        )
     return spans[0] if spans else None
 
 
-def current_block(text, root):
+def current_block(text: str, root: str) -> str | None:
     """The block for ``root`` as it is in ``text`` (with its newlines), or None."""
     lines = _split_lines(text)
     span = find_block(lines, root)
     if span is None:
         return None
-    return "".join(lines[span[0]:span[1] + 1])
+    return "".join(lines[span[0] : span[1] + 1])
 
 
-def set_block(text, root, block):
+def set_block(text: str, root: str, block: str | None) -> str:
     """``text`` with the block for ``root`` replaced by ``block``, appended if missing, or
     removed when ``block`` is None. Everything outside the block is kept byte for byte."""
     lines = _split_lines(text)
     span = find_block(lines, root)
     if span is not None:
-        lines[span[0]:span[1] + 1] = [block] if block is not None else []
+        lines[span[0] : span[1] + 1] = [block] if block is not None else []
     elif block is not None:
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
@@ -196,7 +210,7 @@ def set_block(text, root, block):
     return "".join(lines)
 
 
-def default_config_path(exists=os.path.exists):
+def default_config_path(exists: t.Callable[[str], bool] = os.path.exists) -> str | None:
     """The main config of the host's layout (RHEL family first), or None if neither exists."""
     for path in (RHEL_CONFIG, DEBIAN_CONFIG):
         if exists(path):
@@ -204,7 +218,7 @@ def default_config_path(exists=os.path.exists):
     return None
 
 
-def config_test_programs(dest):
+def config_test_programs(dest: str) -> tuple[str, str]:
     """Names of the programs that run Apache's config test, the layout's own first.
 
     Debian's ``apache2ctl`` reads /etc/apache2/envvars before it runs the server binary (which
@@ -229,10 +243,12 @@ def drop_in_name(root: str) -> str:
 def check_drop_in_name(name: str) -> str:
     """``name`` without a trailing ``.conf``; raises ApacheConfigError unless it is a plain file
     name that a2enconf and an ``Include conf.d/*.conf`` both accept."""
-    base = name[:-len(".conf")] if name.endswith(".conf") else name
+    base = name[: -len(".conf")] if name.endswith(".conf") else name
     if not base or base.startswith(".") or not set(base) <= _NAME_CHARS:
-        raise ApacheConfigError("drop_in_name %r must be a file name of letters, digits, '.', '_' and '-' "
-                                "(not starting with '.'), without a directory" % (name,))
+        raise ApacheConfigError(
+            "drop_in_name %r must be a file name of letters, digits, '.', '_' and '-' "
+            "(not starting with '.'), without a directory" % (name,)
+        )
     return base
 
 
@@ -247,15 +263,16 @@ class DropInLayout(t.NamedTuple):
     file: str
     enabled: str
     confdir: str
-    state_dir: t.Optional[str]
+    state_dir: str | None
 
     @property
     def uses_a2enconf(self) -> bool:
         return self.family == "debian"
 
 
-def drop_in_layout(main_config: str, name: str, isdir: t.Callable[[str], bool] = os.path.isdir,
-                   state_dir: str = DEBIAN_STATE_DIR) -> DropInLayout:
+def drop_in_layout(
+    main_config: str, name: str, isdir: t.Callable[[str], bool] = os.path.isdir, state_dir: str = DEBIAN_STATE_DIR
+) -> DropInLayout:
     """The drop-in layout beside ``main_config`` (the main config's real path).
 
     Debian: ``conf-available/`` beside it, enabled with a2enconf. RedHat family: ``conf.d/`` in
@@ -264,22 +281,28 @@ def drop_in_layout(main_config: str, name: str, isdir: t.Callable[[str], bool] =
     confdir = os.path.dirname(main_config)
     available = os.path.join(confdir, "conf-available")
     if isdir(available):
-        return DropInLayout("debian", os.path.join(available, name + ".conf"),
-                            os.path.join(confdir, "conf-enabled", name + ".conf"), confdir, state_dir)
+        return DropInLayout(
+            "debian",
+            os.path.join(available, name + ".conf"),
+            os.path.join(confdir, "conf-enabled", name + ".conf"),
+            confdir,
+            state_dir,
+        )
     candidates = [os.path.join(os.path.dirname(confdir), "conf.d"), os.path.join(confdir, "conf.d")]
     for directory in candidates:
         if isdir(directory):
             path = os.path.join(directory, name + ".conf")
             return DropInLayout("redhat", path, path, confdir, None)
-    raise ApacheConfigError("placement=drop_in needs a drop-in directory beside %s, and none of %s exists; "
-                            "use placement=block to write into %s itself" % (
-                                main_config, ", ".join([available] + candidates), main_config))
+    raise ApacheConfigError(
+        "placement=drop_in needs a drop-in directory beside %s, and none of %s exists; "
+        "use placement=block to write into %s itself" % (main_config, ", ".join([available] + candidates), main_config)
+    )
 
 
 _INCLUDED_LINE = re.compile(r"^\s+\((?:\*|\d+)\)\s+(/.*?)\s*$")
 
 
-def split_dump_includes(output: str) -> t.Tuple[t.List[str], str]:
+def split_dump_includes(output: str) -> tuple[list[str], str]:
     """(included files, the rest) of the output of ``apachectl -t -D DUMP_INCLUDES``.
 
     Apache lists each file it read as ``  (LINE) /path`` below ``Included configuration files:``;

@@ -39,11 +39,11 @@ class Host:
     check_mode = False
     diff = False
 
-    def run(self, argv: t.List[str], environ: t.Dict[str, str]) -> t.Tuple[int, str, str]:
+    def run(self, argv: list[str], environ: dict[str, str]) -> tuple[int, str, str]:
         """Runs a command (argument list, never a shell); (rc, stdout, stderr)."""
         raise NotImplementedError
 
-    def find_program(self, name: str, dirs: t.List[str]) -> t.Optional[str]:
+    def find_program(self, name: str, dirs: list[str]) -> str | None:
         """The path of program ``name`` on PATH or in ``dirs``, or None."""
         raise NotImplementedError
 
@@ -60,10 +60,10 @@ class Request(t.NamedTuple):
     """What the task asks for one root."""
 
     root: str
-    block: t.Optional[str]          # None: state=absent
-    placement: str                  # "drop_in" or "block"
-    main_config: str                # real path of the main config
-    layout: t.Optional[DropInLayout]  # None where the host has no drop-in directory (placement=block only)
+    block: str | None  # None: state=absent
+    placement: str  # "drop_in" or "block"
+    main_config: str  # real path of the main config
+    layout: DropInLayout | None  # None where the host has no drop-in directory (placement=block only)
     validate: bool = True
     backup: bool = False
 
@@ -72,14 +72,14 @@ class Edit(t.NamedTuple):
     """One file's change: ``after`` None removes it."""
 
     path: str
-    before: t.Optional[bytes]
-    after: t.Optional[bytes]
+    before: bytes | None
+    after: bytes | None
 
 
 class Plan(t.NamedTuple):
-    edits: t.List[Edit]
-    enable: bool     # run a2enconf after writing the drop-in
-    disable: bool    # run a2disconf before removing the drop-in
+    edits: list[Edit]
+    enable: bool  # run a2enconf after writing the drop-in
+    disable: bool  # run a2disconf before removing the drop-in
     stanza_file: str  # where the stanza is when the task is done (or would have been)
 
 
@@ -92,7 +92,7 @@ class ChangeFailed(Exception):
         self.changed = changed
 
 
-def _read(path: str) -> t.Optional[bytes]:
+def _read(path: str) -> bytes | None:
     if not os.path.lexists(path):
         return None
     if not os.path.isfile(path):
@@ -105,7 +105,7 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def _block_in(path: str, data: t.Optional[bytes], root: str) -> t.Optional[str]:
+def _block_in(path: str, data: bytes | None, root: str) -> str | None:
     if data is None:
         return None
     try:
@@ -139,19 +139,23 @@ def plan(request: Request) -> Plan:
         drop_in = _read(layout.file)
         drop_in_block = _block_in(layout.file, drop_in, root)
         if drop_in is not None and drop_in_block is None and (request.placement == "drop_in" and block is not None):
-            raise ChangeFailed("%s exists and does not hold the block for %s (another root's or a file of its own); "
-                               "it was left as it is: set drop_in_name to another name" % (layout.file, root))
+            raise ChangeFailed(
+                "%s exists and does not hold the block for %s (another root's or a file of its own); "
+                "it was left as it is: set drop_in_name to another name" % (layout.file, root)
+            )
 
     want_drop_in = block is not None and request.placement == "drop_in"
     want_main_block = block is not None and request.placement == "block"
 
     if main_block is not None and not want_main_block or want_main_block and main_block != block:
-        updated = set_block(_text(main), root, block if want_main_block else None).encode("utf-8", "surrogateescape")
+        updated = set_block(_text(t.cast(bytes, main)), root, block if want_main_block else None).encode(
+            "utf-8", "surrogateescape"
+        )
         edits.append(Edit(request.main_config, main, updated))
 
     if layout is not None:
         if want_drop_in:
-            wanted = block.encode("utf-8", "surrogateescape")
+            wanted = t.cast(str, block).encode("utf-8", "surrogateescape")
             if drop_in != wanted:
                 edits.append(Edit(layout.file, drop_in, wanted))
             enable = layout.uses_a2enconf and not _enabled(layout)
@@ -164,14 +168,19 @@ def plan(request: Request) -> Plan:
     return Plan(edits, enable, disable, stanza_file)
 
 
-def diffs(request: Request, change: Plan) -> t.List[t.Dict[str, str]]:
+def diffs(request: Request, change: Plan) -> list[dict[str, str]]:
     """One before/after per file, each showing the root's stanza as the file holds it."""
     out = []
     for edit in change.edits:
         whole_file = request.layout is not None and edit.path == request.layout.file
-        before, after = ((_text(edit.before or b""), _text(edit.after or b"")) if whole_file else
-                         (current_block(_text(edit.before or b""), request.root) or "",
-                          current_block(_text(edit.after or b""), request.root) or ""))
+        before, after = (
+            (_text(edit.before or b""), _text(edit.after or b""))
+            if whole_file
+            else (
+                current_block(_text(edit.before or b""), request.root) or "",
+                current_block(_text(edit.after or b""), request.root) or "",
+            )
+        )
         header = "%s (%s for %s)" % (edit.path, "drop-in" if whole_file else "block", request.root)
         if whole_file and edit.after is None:
             header = "%s (drop-in for %s, removed)" % (edit.path, request.root)
@@ -187,7 +196,7 @@ class _Snapshot:
 
     def __init__(self, path: str):
         self.path = path
-        self.entries: t.Dict[str, t.Tuple[str, t.Any, int, int, int, int]] = {}
+        self.entries: dict[str, tuple[str, t.Any, int, int, int, int]] = {}
         self._record(path)
 
     def _record(self, path: str) -> None:
@@ -243,8 +252,8 @@ class _Files:
 
     def __init__(self, host: Host):
         self.host = host
-        self.kept: t.List[t.Tuple[str, t.Optional[str]]] = []
-        self.snapshots: t.List[_Snapshot] = []
+        self.kept: list[tuple[str, str | None]] = []
+        self.snapshots: list[_Snapshot] = []
 
     def _keep(self, path: str) -> None:
         if not os.path.lexists(path):
@@ -311,7 +320,7 @@ class ConfigTest:
     def name(self) -> str:
         return "%s -t" % self.program
 
-    def run(self) -> t.Tuple[bool, str, t.List[str]]:
+    def run(self) -> tuple[bool, str, list[str]]:
         """(passed, output to show, files Apache read)."""
         rc, out, err = self.host.run(self.argv, {"LC_ALL": "C"})
         if not self.dump_includes:
@@ -320,7 +329,7 @@ class ConfigTest:
         return rc == 0, _output(rest, err), included
 
 
-def find_config_test(host: Host, main_config: str, layout: t.Optional[DropInLayout] = None) -> str:
+def find_config_test(host: Host, main_config: str, layout: DropInLayout | None = None) -> str:
     """The config test program of the layout: Debian's apache2ctl where the layout is Debian's."""
     programs = config_test_programs(main_config)
     if layout is not None and layout.uses_a2enconf:
@@ -329,8 +338,10 @@ def find_config_test(host: Host, main_config: str, layout: t.Optional[DropInLayo
         path = host.find_program(name, CONFIG_TEST_DIRS)
         if path:
             return path
-    raise ChangeFailed("validate=true needs Apache's config test program (%s) and none was found in PATH or %s; "
-                       "install Apache or set validate=false" % (" or ".join(programs), ", ".join(CONFIG_TEST_DIRS)))
+    raise ChangeFailed(
+        "validate=true needs Apache's config test program (%s) and none was found in PATH or %s; "
+        "install Apache or set validate=false" % (" or ".join(programs), ", ".join(CONFIG_TEST_DIRS))
+    )
 
 
 def config_test_for(host: Host, request: Request) -> ConfigTest:
@@ -344,7 +355,7 @@ def config_test_for(host: Host, request: Request) -> ConfigTest:
     runs without the list."""
     layout = request.layout
     wants_list = request.placement == "drop_in" and request.block is not None and layout is not None
-    if wants_list and not layout.uses_a2enconf:
+    if wants_list and layout is not None and not layout.uses_a2enconf:
         server = host.find_program("httpd", CONFIG_TEST_DIRS)
         if server:
             return ConfigTest(host, server, True)
@@ -355,9 +366,10 @@ def config_test_for(host: Host, request: Request) -> ConfigTest:
 def _a2conf(host: Host, layout: DropInLayout, program: str) -> None:
     path = host.find_program(program, CONFIG_TEST_DIRS)
     if not path:
-        raise ChangeFailed("%s is not installed, and Debian's layout enables a drop-in with it; nothing was "
-                           "changed" % program)
-    name = os.path.basename(layout.file)[:-len(".conf")]
+        raise ChangeFailed(
+            "%s is not installed, and Debian's layout enables a drop-in with it; nothing was changed" % program
+        )
+    name = os.path.basename(layout.file)[: -len(".conf")]
     environ = {"LC_ALL": "C", "APACHE_CONFDIR": layout.confdir}
     if layout.state_dir:
         environ["APACHE_STATE_DIRECTORY"] = layout.state_dir
@@ -366,7 +378,7 @@ def _a2conf(host: Host, layout: DropInLayout, program: str) -> None:
         raise RuntimeError("%s %s failed (rc=%d): %s" % (program, name, rc, _output(out, err)))
 
 
-def _apply(host: Host, request: Request, change: Plan, test: t.Optional[ConfigTest]) -> t.Optional[str]:
+def _apply(host: Host, request: Request, change: Plan, test: ConfigTest | None) -> str | None:
     """Makes the planned change and runs ``test``; returns None when the change stands, else
     why it was undone (every touched file is back byte for byte)."""
     files = _Files(host)
@@ -377,26 +389,37 @@ def _apply(host: Host, request: Request, change: Plan, test: t.Optional[ConfigTe
             files.snapshot(os.path.join(layout.state_dir, "conf"))
     try:
         if change.disable:
-            _a2conf(host, layout, "a2disconf")
+            _a2conf(host, t.cast(DropInLayout, layout), "a2disconf")
         for edit in change.edits:
             if edit.after is None:
                 files.remove(edit.path)
             else:
                 files.write(edit.path, edit.after)
         if change.enable:
-            _a2conf(host, layout, "a2enconf")
+            _a2conf(host, t.cast(DropInLayout, layout), "a2enconf")
         if test is not None:
             passed, output, included = test.run()
             if not passed:
                 files.rollback()
                 return "Apache's config test (%s) fails with the block for %s in place, so %s: %s" % (
-                    test.name, request.root, _touched(change, "restored byte for byte", "restored byte for byte"), output)
+                    test.name,
+                    request.root,
+                    _touched(change, "restored byte for byte", "restored byte for byte"),
+                    output,
+                )
             loaded = set(os.path.realpath(path) for path in included)
-            if test.dump_includes and os.path.realpath(layout.file) not in loaded:
+            if test.dump_includes and os.path.realpath(t.cast(DropInLayout, layout).file) not in loaded:
                 files.rollback()
-                return ("Apache's config test (%s) passes but Apache does not read %s (no Include names it), so the "
-                        "block for %s would protect nothing; %s" % (
-                            test.name, layout.enabled, request.root, _touched(change, "restored byte for byte", "restored byte for byte")))
+                return (
+                    "Apache's config test (%s) passes but Apache does not read %s (no Include names it), so the "
+                    "block for %s would protect nothing; %s"
+                    % (
+                        test.name,
+                        t.cast(DropInLayout, layout).enabled,
+                        request.root,
+                        _touched(change, "restored byte for byte", "restored byte for byte"),
+                    )
+                )
     except BaseException as exc:
         files.rollback()
         if isinstance(exc, (OSError, RuntimeError)):
@@ -408,7 +431,7 @@ def _apply(host: Host, request: Request, change: Plan, test: t.Optional[ConfigTe
 
 
 def _touched(change: Plan, one: str, several: str) -> str:
-    """"X was <one>" or "X and Y were <several>" for the files the change touches."""
+    """ "X was <one>" or "X and Y were <several>" for the files the change touches."""
     paths = [edit.path for edit in change.edits]
     if change.enable or change.disable:
         paths.append("what a2enconf/a2disconf changed")
@@ -417,10 +440,11 @@ def _touched(change: Plan, one: str, several: str) -> str:
     return "%s was %s" % (paths[0] if paths else "nothing", one)
 
 
-def converge(host: Host, request: Request) -> t.Dict[str, t.Any]:
+def converge(host: Host, request: Request) -> dict[str, t.Any]:
     """Runs the task on the host; returns the module's result (``failed``/``msg`` on failure)."""
-    result: t.Dict[str, t.Any] = dict(changed=False, dest=request.main_config, placement=request.placement,
-                                      main_config=request.main_config)
+    result: dict[str, t.Any] = dict(
+        changed=False, dest=request.main_config, placement=request.placement, main_config=request.main_config
+    )
     try:
         change = plan(request)
         result["dest"] = change.stanza_file
@@ -430,16 +454,19 @@ def converge(host: Host, request: Request) -> t.Dict[str, t.Any]:
         if host.diff:
             found = diffs(request, change)
             if change.enable and not found:
-                header = "%s (enabled for %s)" % (request.layout.enabled, request.root)
-                found = [dict(before="", after=request.layout.enabled + "\n", before_header=header, after_header=header)]
+                enabled = t.cast(DropInLayout, request.layout).enabled
+                header = "%s (enabled for %s)" % (enabled, request.root)
+                found = [dict(before="", after=enabled + "\n", before_header=header, after_header=header)]
             result["diff"] = found[0] if len(found) == 1 else found
         test = None
         if request.validate:
             test = config_test_for(host, request)
             passed, output, _included = test.run()
             if not passed:
-                raise ChangeFailed("Apache's config test (%s) already fails before any change, so %s: %s" % (
-                    test.name, _touched(change, "left as it is", "left as they are"), output))
+                raise ChangeFailed(
+                    "Apache's config test (%s) already fails before any change, so %s: %s"
+                    % (test.name, _touched(change, "left as it is", "left as they are"), output)
+                )
         if host.check_mode:
             return result
         if request.backup:
