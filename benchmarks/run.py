@@ -1,4 +1,4 @@
-"""The pycgi.hosting benchmark suite (`make bench`): B0-B6, results in benchmarks/results/.
+"""The pycgi.hosting benchmark suite (`make bench`): B0-B6 and B8, results in benchmarks/results/.
 
     python benchmarks/run.py [--quick] [--only B1,B2] [--python /usr/bin/python3]
 
@@ -24,19 +24,20 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
-from benchlib import container, host, report, trees  # noqa: E402
+from benchlib import container, fleet, host, report, trees  # noqa: E402
 from benchlib.ansible_runs import Ansible, local_inventory  # noqa: E402
 from benchlib.results import Bench  # noqa: E402
 
-ALL_IDS = ("B0", "B1", "B2", "B3", "B4", "B5", "B6")
+ALL_IDS = ("B0", "B1", "B2", "B3", "B4", "B5", "B6", "B8")
 ROUNDS = {
-    "full": {"B0": 40, "B1": 3, "B2": 7, "B3": 5, "B4": 3, "B5": 4, "B6": 3},
-    "quick": {"B0": 12, "B1": 1, "B2": 3, "B3": 2, "B4": 1, "B5": 1, "B6": 1},
+    "full": {"B0": 40, "B1": 3, "B2": 7, "B3": 5, "B4": 3, "B5": 4, "B6": 3, "B8": 2},
+    "quick": {"B0": 12, "B1": 1, "B2": 3, "B3": 2, "B4": 1, "B5": 1, "B6": 1, "B8": 1},
 }
 # The modules each benchmark drives (a benchmark whose module is not built yet is skipped).
 NEEDS = {"B0": ("precompile", "pycache_owner"), "B1": ("precompile",), "B2": ("precompile",),
          "B3": ("precompile",), "B4": ("pycache_owner",), "B5": ("selinux_context",),
-         "B6": ("precompile", "pycache_owner", "selinux_context", "httpd_pycache")}
+         "B6": ("precompile", "pycache_owner", "selinux_context", "httpd_pycache"),
+         "B8": ("release", "precompile", "pycache_owner", "selinux_context", "httpd_pycache")}
 WORK = os.path.join(HERE, ".work")
 TMPFS = "/dev/shm"
 DEFAULT_OUT = os.path.join(HERE, "results")
@@ -146,6 +147,13 @@ def previous_results(path):
     return None
 
 
+def write_fleet_chart(document, out):
+    """B8's curves against the number of hosts, beside the ratio chart."""
+    b8 = document["benches"].get("B8")
+    if b8 and not b8.get("skipped") and b8.get("times"):
+        fleet.write_curve_chart(b8, os.path.join(out, "b8-fleet.png"))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about a third of the time)")
@@ -162,6 +170,7 @@ def main(argv=None):
             parser.error("no %s/latest.json to report from" % args.out)
         report.write_markdown(document, os.path.join(args.out, "latest.md"))
         report.write_chart(document, os.path.join(args.out, "latest.png"))
+        write_fleet_chart(document, args.out)
         return 0
     wanted = [i.strip().upper() for i in args.only.split(",") if i.strip()]
     unknown = set(wanted) - set(ALL_IDS)
@@ -184,11 +193,14 @@ def main(argv=None):
     shutil.rmtree(scratch, ignore_errors=True)
     os.makedirs(scratch)
 
-    print("== trees", flush=True)
-    tree_paths = {
-        "django": trees.unpack_django(os.path.join(WORK, "cache"), os.path.join(scratch, "django")),
-        "synthetic": trees.generate_synthetic(os.path.join(scratch, "synthetic")),
-    }
+    tree_paths = {}
+    # B0, B5 and B8 bring their own trees.
+    if set(wanted) & {"B1", "B2", "B3", "B4", "B6"}:
+        print("== trees", flush=True)
+        tree_paths = {
+            "django": trees.unpack_django(os.path.join(WORK, "cache"), os.path.join(scratch, "django")),
+            "synthetic": trees.generate_synthetic(os.path.join(scratch, "synthetic")),
+        }
     tree_info = {name: trees.tree_stats(path) for name, path in tree_paths.items()}
     for name, info in tree_info.items():
         print("   %s: %s" % (name, info), flush=True)
@@ -208,15 +220,16 @@ def main(argv=None):
         "B4": lambda: host.profile_misses(host_ctx, host.b4_owner(host_ctx, tree_paths)),
         "B5": lambda: container.b5_selinux(container_ctx),
         "B6": lambda: container.b6_site(container_ctx, tree_paths["synthetic"]),
+        "B8": lambda: fleet.b8_fleet(container_ctx, mode, rounds["B8"]),
     }
     # Host benchmarks first (B2-B4 start from the caches B1 leaves), containers after.
-    order = ["B1", "B2", "B3", "B4", "B0", "B5", "B6"]
+    order = ["B1", "B2", "B3", "B4", "B0", "B5", "B6", "B8"]
     results = {}
     for bid in order:
         if bid not in wanted:
             continue
         missing = [m for m in NEEDS[bid] if m not in modules]
-        needs_podman = bid in ("B0", "B5", "B6")
+        needs_podman = bid in ("B0", "B5", "B6", "B8")
         if missing:
             bench = Bench(bid, "", "", "")
             bench.skipped = "not measured: module(s) %s not in the collection yet" % ", ".join(missing)
@@ -253,6 +266,7 @@ def main(argv=None):
         json.dump(document, handle, indent=1)
     report.write_markdown(document, os.path.join(args.out, "latest.md"))
     report.write_chart(document, os.path.join(args.out, "latest.png"))
+    write_fleet_chart(document, args.out)
     print("== results in %s (latest.md, latest.png, latest.json), %.0f s" % (args.out, run["duration"]))
     return 0
 
