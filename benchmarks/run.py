@@ -161,6 +161,8 @@ def main(argv=None):
     parser.add_argument("--python", default="/usr/bin/python3",
                         help="the interpreter the trees are compiled for (default /usr/bin/python3)")
     parser.add_argument("--out", default=DEFAULT_OUT)
+    parser.add_argument("--b8-hosts", default=None,
+                        help="B8's host counts, e.g. 1,4 (default 1,2,4,8,16; with --quick 1,4,16)")
     parser.add_argument("--report-only", action="store_true",
                         help="only write latest.md and latest.png again from latest.json")
     args = parser.parse_args(argv)
@@ -178,6 +180,9 @@ def main(argv=None):
         parser.error("unknown ids: %s" % ", ".join(sorted(unknown)))
     mode = "quick" if args.quick else "full"
     rounds = ROUNDS[mode]
+    b8_counts = fleet.COUNTS[mode]
+    if args.b8_hosts:
+        b8_counts = tuple(sorted({int(n) for n in args.b8_hosts.split(",") if n.strip()}))
     started = time.monotonic()
     load_at_start = "%.2f, %.2f, %.2f" % os.getloadavg()
 
@@ -220,7 +225,7 @@ def main(argv=None):
         "B4": lambda: host.profile_misses(host_ctx, host.b4_owner(host_ctx, tree_paths)),
         "B5": lambda: container.b5_selinux(container_ctx),
         "B6": lambda: container.b6_site(container_ctx, tree_paths["synthetic"]),
-        "B8": lambda: fleet.b8_fleet(container_ctx, mode, rounds["B8"]),
+        "B8": lambda: fleet.b8_fleet(container_ctx, b8_counts, rounds["B8"], fleet.RECIPE_MAX[mode]),
     }
     # Host benchmarks first (B2-B4 start from the caches B1 leaves), containers after.
     order = ["B1", "B2", "B3", "B4", "B0", "B5", "B6", "B8"]
