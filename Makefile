@@ -143,7 +143,7 @@ demo-clean: ## Remove the demo container
 test: deps unit playbook-tests sanity lint container-tests molecule ## Every test: unit, sanity, lint, containers, Molecule
 
 .PHONY: bench
-bench: deps ## Benchmarks B0-B6 (about 15 min; BENCH_ARGS=--quick for fewer runs): benchmarks/results/
+bench: deps ## Benchmarks B0-B6 and B8 (about 15 min, B8 more; BENCH_ARGS=--quick for fewer runs): benchmarks/results/
 	$(BIN)/python -m pip install --quiet -r requirements/bench.txt
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/compare.py benchmarks/results/baseline.json benchmarks/results/latest.json \
