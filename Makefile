@@ -151,7 +151,7 @@ demo-clean: ## Remove the demo container
 test: deps unit playbook-tests sanity lint container-tests molecule fleet ## Every test: unit, sanity, lint, containers, Molecule, the fleet
 
 .PHONY: bench
-bench: deps ## Benchmarks B0-B7 (about 30 min; BENCH_ARGS=--quick for fewer runs): benchmarks/results/
+bench: deps ## Benchmarks B0-B8 (about 45 min; BENCH_ARGS=--quick for fewer runs, BENCH_ARGS="--only B7" for one): benchmarks/results/
 	$(BIN)/python -m pip install --quiet -r requirements/bench.txt
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/compare.py benchmarks/results/baseline.json benchmarks/results/latest.json \

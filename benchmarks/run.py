@@ -1,4 +1,4 @@
-"""The pycgi.hosting benchmark suite (`make bench`): B0-B7, results in benchmarks/results/.
+"""The pycgi.hosting benchmark suite (`make bench`): B0-B8, results in benchmarks/results/.
 
     python benchmarks/run.py [--quick] [--only B1,B2] [--python /usr/bin/python3]
 
@@ -24,20 +24,21 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
-from benchlib import container, host, releases, report, trees  # noqa: E402
+from benchlib import container, fleet, host, releases, report, trees  # noqa: E402
 from benchlib.ansible_runs import Ansible, local_inventory  # noqa: E402
 from benchlib.results import Bench  # noqa: E402
 
-ALL_IDS = ("B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7")
+ALL_IDS = ("B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
 ROUNDS = {
-    "full": {"B0": 40, "B1": 3, "B2": 7, "B3": 5, "B4": 3, "B5": 4, "B6": 3, "B7": 3},
-    "quick": {"B0": 12, "B1": 1, "B2": 3, "B3": 2, "B4": 1, "B5": 1, "B6": 1, "B7": 1},
+    "full": {"B0": 40, "B1": 3, "B2": 7, "B3": 5, "B4": 3, "B5": 4, "B6": 3, "B7": 3, "B8": 2},
+    "quick": {"B0": 12, "B1": 1, "B2": 3, "B3": 2, "B4": 1, "B5": 1, "B6": 1, "B7": 1, "B8": 1},
 }
 # The modules each benchmark drives (a benchmark whose module is not built yet is skipped).
 NEEDS = {"B0": ("precompile", "pycache_owner"), "B1": ("precompile",), "B2": ("precompile",),
          "B3": ("precompile",), "B4": ("pycache_owner",), "B5": ("selinux_context",),
          "B6": ("precompile", "pycache_owner", "selinux_context", "httpd_pycache"),
-         "B7": ("release", "precompile", "pycache_owner", "selinux_context", "httpd_pycache")}
+         "B7": ("release", "precompile", "pycache_owner", "selinux_context", "httpd_pycache"),
+         "B8": ("release", "precompile", "pycache_owner", "selinux_context", "httpd_pycache")}
 WORK = os.path.join(HERE, ".work")
 TMPFS = "/dev/shm"
 DEFAULT_OUT = os.path.join(HERE, "results")
@@ -147,6 +148,13 @@ def previous_results(path):
     return None
 
 
+def write_fleet_chart(document, out):
+    """B8's curves against the number of hosts, beside the ratio chart."""
+    b8 = document["benches"].get("B8")
+    if b8 and not b8.get("skipped") and b8.get("times"):
+        fleet.write_curve_chart(b8, os.path.join(out, "b8-fleet.png"))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about a third of the time)")
@@ -155,6 +163,8 @@ def main(argv=None):
     parser.add_argument("--python", default="/usr/bin/python3",
                         help="the interpreter the trees are compiled for (default /usr/bin/python3)")
     parser.add_argument("--out", default=DEFAULT_OUT)
+    parser.add_argument("--b8-hosts", default=None,
+                        help="B8's host counts, e.g. 1,4 (default 1,2,4,8,16; with --quick 1,4,16)")
     parser.add_argument("--report-only", action="store_true",
                         help="only write latest.md and latest.png again from latest.json")
     args = parser.parse_args(argv)
@@ -164,6 +174,7 @@ def main(argv=None):
             parser.error("no %s/latest.json to report from" % args.out)
         report.write_markdown(document, os.path.join(args.out, "latest.md"))
         report.write_chart(document, os.path.join(args.out, "latest.png"))
+        write_fleet_chart(document, args.out)
         return 0
     wanted = [i.strip().upper() for i in args.only.split(",") if i.strip()]
     unknown = set(wanted) - set(ALL_IDS)
@@ -173,6 +184,9 @@ def main(argv=None):
     rounds = dict(ROUNDS[mode])
     if args.rounds:
         rounds.update((bid, args.rounds) for bid in wanted)
+    b8_counts = fleet.COUNTS[mode]
+    if args.b8_hosts:
+        b8_counts = tuple(sorted({int(n) for n in args.b8_hosts.split(",") if n.strip()}))
     started = time.monotonic()
     load_at_start = "%.2f, %.2f, %.2f" % os.getloadavg()
 
@@ -188,11 +202,14 @@ def main(argv=None):
     shutil.rmtree(scratch, ignore_errors=True)
     os.makedirs(scratch)
 
-    print("== trees", flush=True)
-    tree_paths = {
-        "django": trees.unpack_django(os.path.join(WORK, "cache"), os.path.join(scratch, "django")),
-        "synthetic": trees.generate_synthetic(os.path.join(scratch, "synthetic")),
-    }
+    tree_paths = {}
+    # B0, B5 and B8 bring their own trees.
+    if set(wanted) & {"B1", "B2", "B3", "B4", "B6", "B7"}:
+        print("== trees", flush=True)
+        tree_paths = {
+            "django": trees.unpack_django(os.path.join(WORK, "cache"), os.path.join(scratch, "django")),
+            "synthetic": trees.generate_synthetic(os.path.join(scratch, "synthetic")),
+        }
     tree_info = {name: trees.tree_stats(path) for name, path in tree_paths.items()}
     for name, info in tree_info.items():
         print("   %s: %s" % (name, info), flush=True)
@@ -213,15 +230,16 @@ def main(argv=None):
         "B5": lambda: container.b5_selinux(container_ctx),
         "B6": lambda: container.b6_site(container_ctx, tree_paths["synthetic"]),
         "B7": lambda: releases.b7_releases(container_ctx, tree_paths, mode),
+        "B8": lambda: fleet.b8_fleet(container_ctx, b8_counts, rounds["B8"], fleet.RECIPE_MAX[mode]),
     }
     # Host benchmarks first (B2-B4 start from the caches B1 leaves), containers after.
-    order = ["B1", "B2", "B3", "B4", "B0", "B5", "B6", "B7"]
+    order = ["B1", "B2", "B3", "B4", "B0", "B5", "B6", "B7", "B8"]
     results = {}
     for bid in order:
         if bid not in wanted:
             continue
         missing = [m for m in NEEDS[bid] if m not in modules]
-        needs_podman = bid in ("B0", "B5", "B6", "B7")
+        needs_podman = bid in ("B0", "B5", "B6", "B7", "B8")
         if missing:
             bench = Bench(bid, "", "", "")
             bench.skipped = "not measured: module(s) %s not in the collection yet" % ", ".join(missing)
@@ -258,6 +276,7 @@ def main(argv=None):
         json.dump(document, handle, indent=1)
     report.write_markdown(document, os.path.join(args.out, "latest.md"))
     report.write_chart(document, os.path.join(args.out, "latest.png"))
+    write_fleet_chart(document, args.out)
     print("== results in %s (latest.md, latest.png, latest.json), %.0f s" % (args.out, run["duration"]))
     return 0
 
