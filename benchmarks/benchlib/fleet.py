@@ -91,8 +91,8 @@ def start_fleet(count, containers, timeout=600, spares=2):
             if state in ("running", "degraded"):
                 ready.append(container)
         if len(ready) < count and time.monotonic() > deadline:
-            raise RuntimeError("systemd came up in %d of %d containers within %d s" % (len(ready), len(containers),
-                                                                                     timeout))
+            raise RuntimeError(
+                "systemd came up in %d of %d containers within %d s" % (len(ready), len(containers), timeout))
         time.sleep(1)
     ready = ready[:count]
     for container in [c for c in containers if c not in ready]:

@@ -109,7 +109,6 @@ def test_a_broken_push_never_goes_live(host):
         handle.write(text.replace("\ndef broken(:\n", ""))
 
 
-
 def test_a_broken_push_is_discarded_and_its_step_reported(host):
     """The role's rescue: the release prepared by the broken push is removed (it never went live),
     the failure is logged on the host with the failing step's message, and the play's last line
@@ -137,6 +136,7 @@ def test_a_broken_push_is_discarded_and_its_step_reported(host):
     failure = json.loads(container.read_file(RELEASES + "/.meta/failures.json"))[-1]
     assert failure["outcome"] == "removed" and failure["id"] not in before, failure
     assert failure["reason"].startswith(step + ": ") and "render.py" in failure["reason"], failure
+
 
 def test_rollback_goes_back_one_step_and_a_push_comes_forward_again(host):
     container, app = host
