@@ -104,8 +104,9 @@ notes:
   - Works through the command-line tools alone (C(semanage), C(matchpathcon), C(setfiles)), so it does not
     need the Python SELinux bindings in the interpreter Ansible runs it with.
   - The local rules are read from the policy store's C(file_contexts.local) file (in C(store-root) of
-    C(/etc/selinux/semanage.conf), default C(/var/lib/selinux)), which takes a millisecond where
-    C(semanage fcontext -l -C) takes about 0.4 seconds; C(semanage fcontext -l -C) is only the fallback for a
+    C(/etc/selinux/semanage.conf), default C(/var/lib/selinux)): reading one file, where
+    C(semanage fcontext -l -C) starts the whole semanage library (benchmark B5 in the collection's
+    C(benchmarks/) measures the module against it); C(semanage fcontext -l -C) is only the fallback for a
     store without that layout. The effective labels come from C(matchpathcon), two calls for all roots.
   - Types are checked before anything changes. A type the policy already uses in its file contexts is a
     file type; any other is checked by a C(semanage import) that always aborts before its commit.
@@ -114,8 +115,8 @@ notes:
   - Fails before any change when the new rules would not take effect, e.g. when an equivalence rule
     (C(semanage fcontext -e)) maps the root onto another path.
   - "How a run without rule changes decides the labels: C(setfiles) asks libselinux for every path and each
-    lookup tries the policy's regular expressions one by one (about 0.3 ms a path with the reference policy),
-    so the module picks the few rules that can apply below each root (those whose fixed beginning agrees with
+    lookup tries the policy's regular expressions one by one (the cost per path is measured in the collection's
+    C(benchmarks/results/selinux_lookup.md)), so the module picks the few rules that can apply below each root (those whose fixed beginning agrees with
     the root, from the last rule that covers the whole root on, in libselinux's order: exact paths first,
     then the last matching rule, local rules after the policy's), decides each path's context with them,
     and compares it with the path's C(security.selinux) attribute. C(matchpathcon) confirms one path for each
