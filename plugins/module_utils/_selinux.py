@@ -14,6 +14,7 @@ Code that needs one part may import it directly; the names stay importable from 
 
 from __future__ import annotations
 
+# pylint: disable=unused-import
 from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_host import (  # noqa: F401
     DEFAULT_STORE_ROOT,
     XATTR,
@@ -57,8 +58,6 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_parse impor
     parse_subs,
     selinux_status,
 )
-
-# pylint: disable=unused-import
 from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_rules import (  # noqa: F401
     ALL_FILES,
     CACHE_SUFFIX,
