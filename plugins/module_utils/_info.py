@@ -70,6 +70,7 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._selinux import (
 if TYPE_CHECKING:
     from ansible_collections.pycgi.hosting.plugins.module_utils._precompile import Interpreter, _Worker
     from ansible_collections.pycgi.hosting.plugins.module_utils._pytree import Tree
+    from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_lookup import LookupSpec
 
     # A part of the report (see the module's RETURN): JSON, as the module returns it.
     Report = dict[str, Any]
@@ -547,7 +548,7 @@ def label_scan(
     specs, reason = root_labels(root, read_policy_rules(base, parse_file_contexts(text), read_text))
     if reason:
         return None, reason
-    scan = scan_labels(root, specs, observe)
+    scan = scan_labels(root, cast("list[LookupSpec]", specs), observe)  # a list when there is no reason
     if scan.reason:
         return None, scan.reason
     return scan, None

@@ -14,6 +14,7 @@ import os
 import shutil
 import stat
 import tempfile
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Sequence, cast
 
 from ansible_collections.pycgi.hosting.plugins.module_utils._paths import PathError, display, literal_root
 from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_lookup import (
@@ -59,6 +60,15 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_rules impor
     type_check_script,
 )
 
+if TYPE_CHECKING:
+    from typing import Mapping
+
+    from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_lookup import LookupSpec, PolicyRules
+    from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_rules import Operation, Plan, Rule
+
+    # A (setting name, SELinux type) pair of the module's parameters.
+    Setting = tuple[str, str]
+
 DEFAULT_STORE_ROOT = "/var/lib/selinux"
 
 
@@ -66,14 +76,20 @@ XATTR = "security.selinux"
 # Characters of a path that setfiles' glob(3) (GLOB_BRACE) would not read literally.
 _GLOB_SPECIAL = frozenset(b"*?[{\\")
 
-LabelScan = collections.namedtuple("LabelScan", ["checked", "wrong", "samples", "reason"])
-LabelScan.__doc__ = """The labels of a tree against the policy: how many paths were compared, the
-(path, mode) of those whose label differs, one (path, context) for each rule that decided a path
-and file type (for checking the decisions against matchpathcon), and why the tree could not be
-compared (None when it was)."""
+
+class LabelScan(NamedTuple):
+    """The labels of a tree against the policy: how many paths were compared, the
+    (path, mode) of those whose label differs, one (path, context) for each rule that decided a path
+    and file type (for checking the decisions against matchpathcon), and why the tree could not be
+    compared (None when it was)."""
+
+    checked: int
+    wrong: list[tuple[bytes, int]]
+    samples: collections.OrderedDict[tuple[int, int], tuple[bytes, str]]
+    reason: str | None
 
 
-def read_label(path):
+def read_label(path: str | bytes) -> bytes | None:
     """The security.selinux attribute of a path (not following a symlink) without its NUL; None
     when it has none. OSError when the file system keeps no such attribute."""
     try:
@@ -85,7 +101,7 @@ def read_label(path):
     return value.rstrip(b"\0")
 
 
-def _file_type(entry):
+def _file_type(entry: os.DirEntry[bytes]) -> int:
     if entry.is_file(follow_symlinks=False):
         return stat.S_IFREG
     if entry.is_dir(follow_symlinks=False):
@@ -95,7 +111,11 @@ def _file_type(entry):
     return stat.S_IFMT(entry.stat(follow_symlinks=False).st_mode)
 
 
-def scan_labels(root, specs, observe=None):
+def scan_labels(
+    root: str,
+    specs: Sequence[LookupSpec],
+    observe: Callable[[bytes, bytes | None, str], object] | None = None,
+) -> LabelScan:
     """Compares the label of every path at and below `root` with the context `specs` give it;
     `observe(path, label, context)`, when given, sees each path compared (bytes), its label
     (bytes, None for none) and the context decided for it (text, maybe NO_CONTEXT).
@@ -108,13 +128,17 @@ def scan_labels(root, specs, observe=None):
     """
     root_b = _bytes(root)
     state = {"checked": 0}
+    wrong: list[tuple[bytes, int]]
+    samples: collections.OrderedDict[tuple[int, int], tuple[bytes, str]]
     wrong, samples = [], collections.OrderedDict()
     wanted = dict((spec.index, _bytes(spec.rule.context)) for spec in specs)
 
-    def give_up(reason):
+    def give_up(reason: str) -> LabelScan:
         return LabelScan(state["checked"], wrong, samples, reason)
 
-    def compare(path, mode, candidates, decider=None):
+    def compare(
+        path: bytes, mode: int, candidates: Sequence[LookupSpec], decider: LookupSpec | None = None
+    ) -> str | None:
         """None, or why the path cannot be compared."""
         try:
             label = read_label(path)
@@ -174,7 +198,7 @@ def scan_labels(root, specs, observe=None):
     return LabelScan(state["checked"], wrong, samples, None)
 
 
-def relabel_list(wrong):
+def relabel_list(wrong: Iterable[tuple[bytes, int]]) -> list[bytes] | None:
     """The paths to hand `setfiles -f`, sorted: the differing ones, less those below a differing
     directory (setfiles relabels a directory's whole subtree). None if a path holds a character
     setfiles' glob(3) would not read literally."""
@@ -193,17 +217,17 @@ def relabel_list(wrong):
     return listed
 
 
-def nul_list(paths):
+def nul_list(paths: Iterable[str | bytes]) -> bytes:
     """The input of `setfiles -0 -f`: each path ended by a NUL byte."""
     return b"".join(_bytes(path) + b"\0" for path in paths)
 
 
-def path_text(path):
+def path_text(path: str | bytes) -> str:
     """A path's bytes as the text run_command passes and prints (UTF-8, other bytes kept)."""
     return _text(path) if isinstance(path, bytes) else path
 
 
-def path_bytes(path):
+def path_bytes(path: str | bytes) -> bytes:
     """The bytes of a path as run_command's output holds it."""
     return _bytes(path)
 
@@ -216,7 +240,7 @@ OS_RELEASE = "/etc/os-release"
 FC_COMPANIONS = (".bin", ".homedirs", ".homedirs.bin", ".subs", ".subs_dist")
 
 
-def read_text(path):
+def read_text(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as handle:
             return handle.read()
@@ -227,14 +251,16 @@ def read_text(path):
 class Host:
     """The SELinux userland of the managed host: its files and its three commands."""
 
-    def __init__(self, module, tools, policy):
+    def __init__(self, module: Any, tools: Mapping[str, str], policy: str) -> None:
         self.module = module
         self.tools = tools
         self.policy = policy
         self.file_contexts = file_contexts_path(policy)
-        self._base_rules = None
+        self._base_rules: list[Rule] | None = None
 
-    def run(self, argv, data=None, check_rc=True, what=None):
+    def run(
+        self, argv: list[str], data: str | None = None, check_rc: bool = True, what: str | None = None
+    ) -> tuple[int, str, str]:
         rc, out, err = self.module.run_command(argv, data=data, environ_update={"LC_ALL": "C", "LANG": "C"})
         if check_rc and rc != 0:
             self.module.fail_json(
@@ -242,7 +268,7 @@ class Host:
             )
         return rc, out, err
 
-    def local_rules(self):
+    def local_rules(self) -> list[Rule]:
         """The local rules in match order, read once: from the store file, else from semanage."""
         store_root = parse_key_values(read_text(SEMANAGE_CONF) or "").get("store-root", DEFAULT_STORE_ROOT)
         active = os.path.join(store_root, self.policy, "active")
@@ -251,21 +277,23 @@ class Host:
         out = self.run([self.tools["semanage"], "fcontext", "-l", "-C"], what="semanage fcontext -l -C")[1]
         return parse_semanage_list(out)
 
-    def base_rules(self):
+    def base_rules(self) -> list[Rule]:
         if self._base_rules is None:
             text = read_text(self.file_contexts)
             if text is None:
                 self.module.fail_json(
                     msg="cannot read %s, the file contexts of the %s policy" % (self.file_contexts, self.policy)
                 )
-            self._base_rules = parse_file_contexts(text)
+            self._base_rules = parse_file_contexts(cast(str, text))  # fail_json exits when it is None
         return self._base_rules
 
-    def policy_rules(self):
+    def policy_rules(self) -> PolicyRules:
         """The rules and equivalences libselinux reads for this policy, as it orders them."""
         return read_policy_rules(self.file_contexts, self.base_rules(), read_text)
 
-    def effective(self, paths_by_mode, file_contexts=None):
+    def effective(
+        self, paths_by_mode: Mapping[str, list[str]], file_contexts: str | None = None
+    ) -> dict[tuple[str, str], str | None]:
         """{(path, mode): type} the policy (or the one at `file_contexts`) gives these paths."""
         outputs = {}
         for mode in ("dir", "file"):
@@ -275,7 +303,7 @@ class Host:
             outputs[mode] = self.run(argv + paths_by_mode[mode], what="matchpathcon")[1]
         return effective_types(outputs["dir"], outputs["file"])
 
-    def check_types(self, settings):
+    def check_types(self, settings: Sequence[Setting]) -> None:
         """Fails naming the setting when semanage would refuse a type; commits nothing."""
         rc, out, err = self.run(
             [self.tools["semanage"], "import"],
@@ -290,7 +318,7 @@ class Host:
                 msg="checking the types with semanage failed (rc=%d): %s" % (rc, (err or out).strip()), stderr=err
             )
 
-    def simulate(self, tmpdir, rules):
+    def simulate(self, tmpdir: str, rules: Iterable[Rule]) -> str:
         """A file_contexts path that libselinux reads as the policy with these local rules."""
         simulated = os.path.join(tmpdir, "file_contexts")
         for suffix in ("",) + FC_COMPANIONS:
@@ -300,13 +328,13 @@ class Host:
             handle.write(render_file_contexts(rules))
         return simulated
 
-    def commit(self, operations, settings):
+    def commit(self, operations: Iterable[Operation], settings: Iterable[Setting]) -> None:
         rc, out, err = self.run([self.tools["semanage"], "import"], data=import_script(operations), check_rc=False)
         if rc != 0:
             detail = invalid_types_message(invalid_types(err, settings), self.policy) or (err or out).strip()
             self.module.fail_json(msg="semanage import failed, the policy is unchanged: %s" % detail, rc=rc, stderr=err)
 
-    def confirm(self, samples):
+    def confirm(self, samples: Sequence[tuple[bytes, str]]) -> str | None:
         """Why libselinux (matchpathcon) disagrees with the contexts decided here for these
         (path, context) samples; None when it agrees on each."""
         paths = [path_text(path) for path, _context in samples]
@@ -317,7 +345,7 @@ class Host:
                 return "matchpathcon gives %s the context %s, not %s" % (path, found.get(path), context)
         return None
 
-    def relabel_differing(self, roots, dry_run, tmpdir):
+    def relabel_differing(self, roots: Iterable[str], dry_run: bool, tmpdir: str) -> tuple[list[str], int, str | None]:
         """Relabels (dry_run: would relabel) only the paths below `roots` whose label differs from
         the context the policy gives them, the contexts decided without setfiles.
 
@@ -330,12 +358,14 @@ class Host:
         libselinux deciding otherwise) leaves the decision to the full relabel.
         """
         policy = self.policy_rules()
+        wrong: list[tuple[bytes, int]]
+        samples: list[tuple[bytes, str]]
         wrong, samples, checked = [], [], 0
         for root in roots:
             specs, reason = root_labels(root, policy)
             if reason:
                 return [], checked, reason
-            scan = scan_labels(root, specs)
+            scan = scan_labels(root, cast("list[LookupSpec]", specs))  # a list when there is no reason
             checked += scan.checked
             if scan.reason:
                 return [], checked, scan.reason
@@ -367,7 +397,7 @@ class Host:
             return relabeled, checked, "setfiles relabeled other paths than the %d found to differ" % len(wrong)
         return relabeled, checked, None
 
-    def relabel(self, roots, file_contexts, dry_run, committed=False):
+    def relabel(self, roots: list[str], file_contexts: str, dry_run: bool, committed: bool = False) -> list[str]:
         """The relabeled paths; a failure after rules were committed reports the change."""
         argv = [self.tools["setfiles"], "-F", "-v"] + (["-n"] if dry_run else []) + [file_contexts] + roots
         rc, out, err = self.run(argv, check_rc=False)
@@ -383,22 +413,23 @@ class Host:
         return parse_setfiles(out)
 
 
-def read_only(path):
+def read_only(path: str) -> bool:
     """Whether ``path`` is on a file system mounted read-only."""
     return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
 
 
-def find_host(module, state, relabel):
+def find_host(module: Any, state: str, relabel: bool) -> tuple[Host, list[str]]:
     """The Host, or the reason it cannot be managed: (host, missing items)."""
     tools = dict((name, module.get_bin_path(name)) for name in required_tools(state, relabel))
     missing = [name for name, path in tools.items() if not path]
     policy = parse_key_values(read_text(SELINUX_CONFIG) or "").get("SELINUXTYPE")
     if not policy or not os.path.exists(file_contexts_path(policy)):
         missing.append("policy")
-    return Host(module, tools, policy), missing
+    # policy is None only with "policy" in missing, and the caller then stops.
+    return Host(module, tools, cast(str, policy)), missing
 
 
-def validated_roots(params):
+def validated_roots(params: Mapping[str, Any]) -> tuple[list[str], list[Setting]]:
     """(roots, settings) of the module's parameters, or ValueError with the message to fail with."""
     if not params["path"]:
         raise ValueError("path is an empty list: name at least one CGI root")
@@ -417,7 +448,9 @@ def validated_roots(params):
     return roots, settings
 
 
-def plan(host, state, roots, local_rules, settings):
+def plan(
+    host: Host, state: str, roots: list[str], local_rules: list[Rule], settings: Sequence[Setting]
+) -> tuple[Plan, dict[str, list[str]] | None]:
     """(plan, probe paths by mode) for the roots: the rules to add or delete (types checked first
     for state=present)."""
     script_type, cache_type = settings[0][1], settings[1][1]
@@ -435,7 +468,16 @@ def plan(host, state, roots, local_rules, settings):
     ), by_mode
 
 
-def relabel_roots(host, roots, state, changed_rules, file_contexts, check_mode, committed, tmpdir):
+def relabel_roots(
+    host: Host,
+    roots: list[str],
+    state: str,
+    changed_rules: bool,
+    file_contexts: str,
+    check_mode: bool,
+    committed: bool,
+    tmpdir: str,
+) -> tuple[list[str], str, int, str | None]:
     """(relabeled paths, method, labels compared, reason for a full relabel) for the existing roots.
 
     A rule change or a removal can change any label: setfiles checks every path. Otherwise the
@@ -443,6 +485,8 @@ def relabel_roots(host, roots, state, changed_rules, file_contexts, check_mode, 
     existing = [root for root in outermost(roots) if os.path.lexists(root)]
     if not existing:
         return [], "none", 0, None
+    relabeled: list[str]
+    reason: str | None
     relabeled, checked = [], 0
     if changed_rules:
         reason = "the rules changed"
@@ -454,12 +498,12 @@ def relabel_roots(host, roots, state, changed_rules, file_contexts, check_mode, 
         return relabeled, "compared", checked, None
     full = host.relabel(existing, file_contexts, check_mode, committed=committed)
     # In check mode nothing was relabeled before: the dry run lists every path.
-    done = set() if check_mode else set(relabeled)
+    done: set[str] = set() if check_mode else set(relabeled)
     relabeled = ([] if check_mode else relabeled) + [path for path in full if path not in done]
     return relabeled, "full", checked, reason
 
 
-def run(module):
+def run(module: Any) -> dict[str, Any]:
     """What selinux_context does for the parameters of `module` (an AnsibleModule with its
     argument spec): the result to exit with. Fails (module.fail_json) on bad input or a failed
     command, exits early (module.exit_json) when the tools are missing and missing_tools=skip."""
@@ -498,6 +542,8 @@ def run(module):
         if changes.operations and (state == "present" or module.check_mode):
             simulated = host.simulate(tmpdir, after)
             if state == "present":
+                # by_mode is the probes' paths for state=present.
+                by_mode = cast("dict[str, list[str]]", by_mode)
                 wrong = mismatches(roots, host.effective(by_mode, simulated), settings[0][1], settings[1][1])
                 if wrong:
                     module.fail_json(msg=ineffective_message(wrong), selinux_status=status)
@@ -506,6 +552,8 @@ def run(module):
         if changes.operations and not module.check_mode:
             host.commit(changes.operations, settings)
 
+        relabeled: list[str]
+        reason: str | None
         relabeled, method, checked, reason = [], "none", 0, None
         if relabel:
             relabeled, method, checked, reason = relabel_roots(

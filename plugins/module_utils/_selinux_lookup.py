@@ -31,13 +31,17 @@ libselinux keeps the last word: matchpathcon confirms one path for every rule th
 
 from __future__ import annotations
 
-import collections
 import re
 import stat
 import warnings
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, cast
 
 from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_parse import parse_file_contexts, parse_subs
-from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_rules import ALL_FILES
+from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_rules import ALL_FILES, Rule
+
+if TYPE_CHECKING:
+    # The match function of a compiled spec: a match object, or None.
+    Matcher = Callable[[bytes], "re.Match[bytes] | None"]
 
 # --- the labels a tree has, and the ones the policy gives it ------------------------------------
 #
@@ -81,33 +85,43 @@ FTYPE_MODES = {
     "p": stat.S_IFIFO,
 }
 
-LookupSpec = collections.namedtuple("LookupSpec", ["index", "rule", "head", "stem", "mode", "match", "parent"])
-LookupSpec.__doc__ = """A rule ready for lookups: its place in lookup order, the literal bytes every
-path it matches starts with, libselinux's stem (or None), the file type it wants (0: any), the
-match function for the path (after the stem), and for a spec of the form P(/.*)? or P/.* the
-match function of P (None otherwise): it matches every path below one that P matches."""
+
+class LookupSpec(NamedTuple):
+    """A rule ready for lookups: its place in lookup order, the literal bytes every
+    path it matches starts with, libselinux's stem (or None), the file type it wants (0: any), the
+    match function for the path (after the stem), and for a spec of the form P(/.*)? or P/.* the
+    match function of P (None otherwise): it matches every path below one that P matches."""
+
+    # The field shadows tuple.index(), as it did in the collections.namedtuple this was.
+    index: int  # type: ignore[assignment]
+    rule: Rule
+    head: bytes
+    stem: bytes | None
+    mode: int
+    match: Matcher
+    parent: Matcher | None
 
 
-def _bytes(text):
+def _bytes(text: str | bytes) -> bytes:
     return text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
 
 
-def _text(data):
+def _text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def has_meta_chars(target):
+def has_meta_chars(target: str | bytes) -> bool:
     """Whether libselinux treats a spec as a regular expression (False: an exact path)."""
     return bool(_META_CHAR.search(_ANY_ESCAPE.sub(b"", _bytes(target))))
 
 
-def lookup_order(*rule_lists):
+def lookup_order(*rule_lists: Iterable[Rule]) -> list[Rule]:
     """Rules of file_contexts, .homedirs and .local in libselinux's order (sort_specs()): the regular
     expressions in file order, then the exact paths in file order. A lookup takes the last match."""
     return _sorted_specs(rule_lists)[0]
 
 
-def _sorted_specs(rule_lists):
+def _sorted_specs(rule_lists: Iterable[Iterable[Rule]]) -> tuple[list[Rule], int]:
     """(rules in lookup order, how many of them are regular expressions: those come first)."""
     rules = [rule for rules in rule_lists for rule in rules]
     meta = [has_meta_chars(rule.target) for rule in rules]
@@ -115,7 +129,7 @@ def _sorted_specs(rule_lists):
     return regexes + [rule for rule, is_regex in zip(rules, meta) if not is_regex], len(regexes)
 
 
-def _class_end(data, i):
+def _class_end(data: bytes, i: int) -> int:
     """The index after the bracket expression starting at data[i] == '['."""
     j = i + 1
     if j < len(data) and data[j] == 0x5E:  # ^
@@ -127,7 +141,7 @@ def _class_end(data, i):
     return j + 1
 
 
-def _top_level_alternation(data):
+def _top_level_alternation(data: bytes) -> bool:
     """Whether a spec has a `|` outside every group: libselinux anchors it as ^spec$, so each
     alternative is anchored at one end only."""
     depth, i = 0, 0
@@ -149,7 +163,7 @@ def _top_level_alternation(data):
     return False
 
 
-def _escape_at(data, i):
+def _escape_at(data: bytes, i: int) -> tuple[bytes | None, int]:
     """(literal bytes, length) of the backslash escape at data[i], or (None, 0) if it is not a literal."""
     following = data[i + 1 : i + 2]
     if following and following[0] in _ESCAPED_PUNCTUATION:
@@ -159,32 +173,32 @@ def _escape_at(data, i):
     return None, 0
 
 
-def _unescape(match):
+def _unescape(match: re.Match[bytes]) -> bytes:
     return bytes([int(match.group(1), 16)]) if match.group(1) else match.group(2)
 
 
-def literal_head(target):
+def literal_head(target: str | bytes) -> bytes:
     """The bytes every path a spec matches starts with (b"" when it cannot be told)."""
     data = _bytes(target)
     if b"|" in data and _top_level_alternation(data):
         return b""
-    run = _LITERAL_RUN.match(data).group(0)
+    run = cast("re.Match[bytes]", _LITERAL_RUN.match(data)).group(0)  # it matches the empty string
     head = _LITERAL_ESCAPE.sub(_unescape, run) if b"\\" in run else run
     if head and data[len(run) : len(run) + 1] in (b"?", b"*", b"{"):
         head = head[:-1]  # the last literal (one byte, escaped or not) is optional
     return head
 
 
-def plain_literal(target):
+def plain_literal(target: str | bytes) -> bytes | None:
     """The path an exact spec stands for (escapes resolved), or None if it is not one."""
     data = _bytes(target)
-    run = _LITERAL_RUN.match(data).group(0)
+    run = cast("re.Match[bytes]", _LITERAL_RUN.match(data)).group(0)  # it matches the empty string
     if len(run) != len(data):
         return None
     return _LITERAL_ESCAPE.sub(_unescape, run) if b"\\" in run else run
 
 
-def covers(target, root):
+def covers(target: str | bytes, root: str | bytes) -> bool:
     """Whether a spec matches every path at and below `root` (the forms X(/.*)? and X/.*)."""
     data, root = _bytes(target), _bytes(root)
     for suffix, strict in ((b"(/.*)?", False), (b"/.*", True)):
@@ -195,7 +209,7 @@ def covers(target, root):
     return False
 
 
-def spec_stem(target):
+def spec_stem(target: str | bytes) -> bytes | None:
     """libselinux's stem of a spec (its first path component, as written), or None."""
     data = _bytes(target)
     end = data.find(b"/", 1)
@@ -204,7 +218,7 @@ def spec_stem(target):
     return data[:end]
 
 
-def python_readable(target):
+def python_readable(target: str | bytes) -> bool:
     """Whether Python's re reads the spec as libselinux's PCRE does (no POSIX classes, no (?
     constructs, no possessive quantifiers, no {,n}, only escapes both read alike)."""
     data = _bytes(target)
@@ -229,7 +243,7 @@ def python_readable(target):
     return True
 
 
-def _matcher(data):
+def _matcher(data: bytes) -> Matcher:
     """The match function libselinux's anchored ^spec$ amounts to."""
     # libselinux compiles with PCRE2_DOTALL.
     if _top_level_alternation(data):
@@ -237,29 +251,36 @@ def _matcher(data):
     return re.compile(b"(?:" + data + b")", re.DOTALL).fullmatch
 
 
-PolicyRules = collections.namedtuple("PolicyRules", ["rules", "heads", "exact", "subs"])
-PolicyRules.__doc__ = """The rules libselinux reads, in `lookup_order()`, with the literal head of each, the path
-of each exact one (None for a regular expression or an exact spec with an unusual escape), and
-the equivalences (subs)."""
+class PolicyRules(NamedTuple):
+    """The rules libselinux reads, in `lookup_order()`, with the literal head of each, the path
+    of each exact one (None for a regular expression or an exact spec with an unusual escape), and
+    the equivalences (subs)."""
+
+    rules: list[Rule]
+    heads: list[bytes]
+    exact: list[bytes | None]
+    subs: list[tuple[str, str]]
 
 
-def policy_rules(rule_lists, subs=()):
+def policy_rules(rule_lists: Iterable[Iterable[Rule]], subs: Iterable[tuple[str, str]] = ()) -> PolicyRules:
     """The PolicyRules of file_contexts, .homedirs and .local (in that order) and of the subs files."""
     rules, regexes = _sorted_specs(rule_lists)
     return PolicyRules(
         rules,
         [literal_head(rule.target) for rule in rules],
-        [None] * regexes + [plain_literal(rule.target) for rule in rules[regexes:]],
+        cast("list[bytes | None]", [None] * regexes) + [plain_literal(rule.target) for rule in rules[regexes:]],
         list(subs),
     )
 
 
-def file_contexts_path(policy):
+def file_contexts_path(policy: str) -> str:
     """The file_contexts of an installed policy (SELINUXTYPE)."""
     return "/etc/selinux/%s/contexts/files/file_contexts" % policy
 
 
-def read_policy_rules(file_contexts, base_rules, read_text):
+def read_policy_rules(
+    file_contexts: str, base_rules: list[Rule], read_text: Callable[[str], str | None]
+) -> PolicyRules:
     """The PolicyRules libselinux reads for the policy at `file_contexts`: `base_rules` (the
     parsed file itself) and, from beside it, .homedirs, .local and the subs files (those
     missing count as empty). `read_text(path)` returns a file's text or None."""
@@ -268,7 +289,7 @@ def read_policy_rules(file_contexts, base_rules, read_text):
     return policy_rules([base_rules] + companions, subs)
 
 
-def root_labels(root, policy):
+def root_labels(root: str, policy: PolicyRules) -> tuple[list[LookupSpec] | None, str | None]:
     """The rules that can decide a path at or below `root`, ready for `lookup()`: (specs, None),
     or (None, reason) when the contexts there cannot be decided here.
 
@@ -325,7 +346,7 @@ def root_labels(root, policy):
     return specs, None
 
 
-def _parent_matcher(data):
+def _parent_matcher(data: bytes) -> Matcher | None:
     """For a spec P(/.*)? or P/.*: the match function of P, which then matches each path below a
     path P matches. None for any other spec."""
     if _top_level_alternation(data):
@@ -339,7 +360,7 @@ def _parent_matcher(data):
     return None
 
 
-def lookup(specs, path, mode):
+def lookup(specs: Iterable[LookupSpec], path: bytes, mode: int) -> LookupSpec | None:
     """The spec that gives `path` (bytes, file type `mode`) its context, as libselinux's
     lookup_common() picks it; None if none of `specs` matches."""
     end = path.find(b"/", 1)
@@ -355,14 +376,14 @@ def lookup(specs, path, mode):
     return None
 
 
-def specs_below(specs, directory):
+def specs_below(specs: Iterable[LookupSpec], directory: bytes) -> list[LookupSpec]:
     """The specs that can match a path directly in `directory` (bytes): those whose literal head
     agrees with the directory's path."""
     prefix = directory + b"/"
     return [spec for spec in specs if prefix.startswith(spec.head) or spec.head.startswith(prefix)]
 
 
-def _decides_below(spec, directory):
+def _decides_below(spec: LookupSpec, directory: bytes) -> bool:
     """Whether `spec` matches every path directly in `directory` (whatever its file type)."""
     if spec.parent is None or spec.mode:
         return False
@@ -380,7 +401,7 @@ def _decides_below(spec, directory):
     return False
 
 
-def entry_specs(specs, directory):
+def entry_specs(specs: Iterable[LookupSpec], directory: bytes) -> tuple[list[LookupSpec], LookupSpec | None]:
     """(specs to try, spec that decides the rest) for the paths directly in `directory`: the
     specs that can match there up to the first one that matches every path there, which decides
     each path none of the earlier ones matches (None when no spec matches all)."""

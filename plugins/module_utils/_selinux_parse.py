@@ -9,6 +9,7 @@ KEY=value files (/etc/selinux/config, semanage.conf, /etc/os-release)."""
 from __future__ import annotations
 
 import re
+from typing import Iterable
 
 from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_rules import (
     _FLAG_FTYPES,
@@ -19,7 +20,7 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_rules impor
 )
 
 
-def parse_file_contexts(text):
+def parse_file_contexts(text: str) -> list[Rule]:
     """Rules of a file_contexts file (the base policy's or the local store's), in file order."""
     rules = []
     for line in text.splitlines():
@@ -36,7 +37,7 @@ def parse_file_contexts(text):
     return rules
 
 
-def parse_semanage_list(text):
+def parse_semanage_list(text: str) -> list[Rule]:
     """Rules printed by `semanage fcontext -l -C`, in the order listed (equivalences skipped)."""
     rules = []
     for line in text.splitlines():
@@ -53,7 +54,7 @@ def parse_semanage_list(text):
     return rules
 
 
-def parse_matchpathcon(text):
+def parse_matchpathcon(text: str) -> dict[str, str]:
     """{path: context} from `matchpathcon` output (`path<TAB>context` lines)."""
     found = {}
     for line in text.splitlines():
@@ -63,7 +64,7 @@ def parse_matchpathcon(text):
     return found
 
 
-def effective_types(dir_output, file_output):
+def effective_types(dir_output: str, file_output: str) -> dict[tuple[str, str], str | None]:
     """{(path, mode): type} from the output of `matchpathcon -m dir` and `-m file`."""
     types = {}
     for mode, output in (("dir", dir_output), ("file", file_output)):
@@ -72,14 +73,14 @@ def effective_types(dir_output, file_output):
     return types
 
 
-def invalid_types(stderr, settings):
+def invalid_types(stderr: str, settings: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The (setting, type) pairs semanage rejected as not a file type, from its stderr."""
     return [
         (name, value) for name, value in settings if re.search(r"\bType %s is invalid\b" % re.escape(value), stderr)
     ]
 
 
-def parse_setfiles(text):
+def parse_setfiles(text: str) -> list[str]:
     """Paths `setfiles -v` relabeled (or, with -n, would relabel), in its order."""
     paths = []
     for line in text.splitlines():
@@ -92,7 +93,7 @@ def parse_setfiles(text):
     return paths
 
 
-def parse_key_values(text):
+def parse_key_values(text: str) -> dict[str, str]:
     """KEY=value lines (/etc/selinux/config, /etc/os-release, semanage.conf), quotes removed."""
     values = {}
     for line in text.splitlines():
@@ -104,14 +105,14 @@ def parse_key_values(text):
     return values
 
 
-def selinux_status(enforce_text):
+def selinux_status(enforce_text: str | None) -> str:
     """`enforcing`, `permissive` or `disabled` from /sys/fs/selinux/enforce (None: not mounted)."""
     if enforce_text is None:
         return "disabled"
     return "enforcing" if enforce_text.strip() == "1" else "permissive"
 
 
-def os_family(os_release_text):
+def os_family(os_release_text: str | None) -> str | None:
     """`RedHat`, `Debian` or None from /etc/os-release."""
     values = parse_key_values(os_release_text or "")
     ids = (values.get("ID", "") + " " + values.get("ID_LIKE", "")).lower().split()
@@ -122,7 +123,7 @@ def os_family(os_release_text):
     return None
 
 
-def parse_subs(text):
+def parse_subs(text: str) -> list[tuple[str, str]]:
     """(alias, original) path pairs of file_contexts.subs_dist and .subs (equivalences)."""
     pairs = []
     for line in text.splitlines():

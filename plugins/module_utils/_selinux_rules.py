@@ -18,6 +18,20 @@ from __future__ import annotations
 
 import collections
 import re
+from typing import TYPE_CHECKING, Collection, Iterable, NamedTuple, Sequence
+
+if TYPE_CHECKING:
+    from typing import Mapping, TypedDict
+
+    class RuleDict(TypedDict):
+        """A rule as the module returns it."""
+
+        target: str
+        ftype: str
+        setype: str | None
+
+    # (root, probe path, wanted type, actual type)
+    Mismatch = tuple[str, str, str, "str | None"]
 
 TREE_SUFFIX = "(/.*)?"
 CACHE_SUFFIX = "(/.*)?/__pycache__(/.*)?"
@@ -54,20 +68,40 @@ PACKAGES = {
     "policy": {"RedHat": "selinux-policy-targeted", "Debian": "selinux-policy-default"},
 }
 
-Rule = collections.namedtuple("Rule", ["target", "ftype", "setype", "context"])
-Rule.__doc__ = """One file-context rule: regex spec, file type letter, SELinux type, full context."""
 
-Operation = collections.namedtuple("Operation", ["action", "rule"])
-Operation.__doc__ = """One `semanage fcontext` step: action `add`, `modify` or `delete`, and its rule."""
+class Rule(NamedTuple):
+    """One file-context rule: regex spec, file type letter, SELinux type, full context."""
 
-Probe = collections.namedtuple("Probe", ["path", "mode", "kind"])
-Probe.__doc__ = """A path whose label tells whether a root is right: mode `dir`/`file`, kind `tree`/`cache`."""
-
-Plan = collections.namedtuple("Plan", ["operations", "added", "removed"])
-Plan.__doc__ = """What to change: the ordered operations and the rules they add and remove."""
+    target: str
+    ftype: str
+    setype: str | None
+    context: str
 
 
-def normalize_root(path):
+class Operation(NamedTuple):
+    """One `semanage fcontext` step: action `add`, `modify` or `delete`, and its rule."""
+
+    action: str
+    rule: Rule
+
+
+class Probe(NamedTuple):
+    """A path whose label tells whether a root is right: mode `dir`/`file`, kind `tree`/`cache`."""
+
+    path: str
+    mode: str
+    kind: str
+
+
+class Plan(NamedTuple):
+    """What to change: the ordered operations and the rules they add and remove."""
+
+    operations: list[Operation]
+    added: list[Rule]
+    removed: list[Rule]
+
+
+def normalize_root(path: object) -> str:
     """A CGI root as semanage stores it (no `//`, no trailing `/`); ValueError when unusable."""
     if not isinstance(path, str) or not path:
         raise ValueError("an empty path")
@@ -84,12 +118,12 @@ def normalize_root(path):
     return "/" + "/".join(parts)
 
 
-def normalize_roots(paths):
+def normalize_roots(paths: Iterable[object]) -> list[str]:
     """Normalized, de-duplicated roots, parents before the roots nested in them."""
     return sorted(set(normalize_root(path) for path in paths))
 
 
-def escape_path(path):
+def escape_path(path: str) -> str:
     """The path as a file-context regex matching exactly itself.
 
     A non-ASCII character becomes the \\xHH escapes of its UTF-8 bytes: libselinux refuses a
@@ -108,12 +142,12 @@ def escape_path(path):
     return "".join(out)
 
 
-def is_type_name(name):
+def is_type_name(name: str | None) -> bool:
     """Whether a string can be an SELinux type identifier."""
     return bool(_TYPE_NAME.match(name or ""))
 
 
-def context_type(context):
+def context_type(context: str | None) -> str | None:
     """The type field of `user:role:type[:range]`; `<<none>>` stays as it is; None when unreadable."""
     if context is None:
         return None
@@ -123,14 +157,14 @@ def context_type(context):
     return fields[2] if len(fields) >= 3 else None
 
 
-def make_context(setype, mls_range):
+def make_context(setype: str, mls_range: str | None) -> str:
     """The context semanage writes for a new rule of this type."""
     if setype == "<<none>>":
         return setype
     return "system_u:object_r:%s%s" % (setype, ":" + mls_range if mls_range else "")
 
 
-def wanted_rules(root, script_type, cache_type, mls_range=None):
+def wanted_rules(root: str, script_type: str, cache_type: str, mls_range: str | None = None) -> tuple[Rule, Rule]:
     """The two rules of a root: (tree rule, cache rule)."""
     spec = escape_path(root)
     return (
@@ -139,7 +173,7 @@ def wanted_rules(root, script_type, cache_type, mls_range=None):
     )
 
 
-def probes(root):
+def probes(root: str) -> list[Probe]:
     """Paths whose effective labels show whether the policy labels the root as wanted."""
     sub = root + "/" + PROBE_NAME
     return [
@@ -154,7 +188,7 @@ def probes(root):
     ]
 
 
-def policy_facts(base_rules):
+def policy_facts(base_rules: Iterable[Rule]) -> tuple[set[tuple[str, str]], set[str], str | None]:
     """(specs the base policy defines as (target, ftype), types it labels files with, MLS range)."""
     specs = set()
     types = set()
@@ -169,7 +203,9 @@ def policy_facts(base_rules):
     return specs, types, mls_range or None
 
 
-def mismatches(roots, effective, script_type, cache_type):
+def mismatches(
+    roots: Iterable[str], effective: Mapping[tuple[str, str], str | None], script_type: str, cache_type: str
+) -> list[Mismatch]:
     """(root, path, wanted type, actual type) for every probe the policy labels wrong."""
     wrong = []
     for root in roots:
@@ -181,9 +217,9 @@ def mismatches(roots, effective, script_type, cache_type):
     return wrong
 
 
-def ineffective_message(wrong):
+def ineffective_message(wrong: Iterable[Mismatch]) -> str:
     """Why the planned rules are refused: which roots they would not label, with an example each."""
-    first = collections.OrderedDict()
+    first: collections.OrderedDict[str, tuple[str, str, str | None]] = collections.OrderedDict()
     for root, path, wanted, actual in wrong:
         first.setdefault(root, (path, wanted, actual))
     return (
@@ -196,11 +232,13 @@ def ineffective_message(wrong):
     )
 
 
-def _key(rule):
+def _key(rule: Rule) -> tuple[str, str]:
     return (rule.target, rule.ftype)
 
 
-def _readd(rule, local_by_key, base_specs):
+def _readd(
+    rule: Rule, local_by_key: Mapping[tuple[str, str], Rule], base_specs: Collection[tuple[str, str]]
+) -> list[Operation]:
     """Operations that put a rule last among the local rules (the local one of its spec deleted first)."""
     ops = []
     if _key(rule) in local_by_key:
@@ -209,7 +247,15 @@ def _readd(rule, local_by_key, base_specs):
     return ops
 
 
-def plan_present(roots, local_rules, base_specs, effective, script_type, cache_type, mls_range=None):
+def plan_present(
+    roots: Sequence[str],
+    local_rules: Iterable[Rule],
+    base_specs: Collection[tuple[str, str]],
+    effective: Mapping[tuple[str, str], str | None],
+    script_type: str,
+    cache_type: str,
+    mls_range: str | None = None,
+) -> Plan:
     """The operations that make the policy label every root as wanted, and nothing more.
 
     `roots` are normalized and sorted (parents first); `effective` maps (probe path, mode) to the
@@ -221,11 +267,16 @@ def plan_present(roots, local_rules, base_specs, effective, script_type, cache_t
     rule only a wrong tree (and then its cache rule after it).
     """
     local_by_key = dict((_key(rule), rule) for rule in local_rules)
+    operations: list[Operation]
+    added: list[Rule]
+    removed: list[Rule]
+    readded_tree: list[str]
+    readded_cache: list[str]
     operations, added, removed = [], [], []
     readded_tree, readded_cache = [], []
     for root in roots:
 
-        def below(parents, root=root):
+        def below(parents: Iterable[str], root: str = root) -> bool:
             return any(root.startswith(parent + "/") for parent in parents)
 
         if below(readded_tree):
@@ -252,7 +303,7 @@ def plan_present(roots, local_rules, base_specs, effective, script_type, cache_t
     return Plan(operations, added, removed)
 
 
-def plan_absent(roots, local_rules, script_type, cache_type):
+def plan_absent(roots: Iterable[str], local_rules: Iterable[Rule], script_type: str, cache_type: str) -> Plan:
     """Deletions of exactly the local rules this module adds for these roots (same spec and type)."""
     local_by_key = dict((_key(rule), rule) for rule in local_rules)
     operations, removed = [], []
@@ -265,7 +316,7 @@ def plan_absent(roots, local_rules, script_type, cache_type):
     return Plan(operations, [], removed)
 
 
-def apply_operations(local_rules, operations):
+def apply_operations(local_rules: Iterable[Rule], operations: Iterable[Operation]) -> list[Rule]:
     """The local rules, in match order, after the operations (as libsemanage stores them)."""
     rules = list(local_rules)
     for op in operations:
@@ -280,7 +331,7 @@ def apply_operations(local_rules, operations):
     return rules
 
 
-def import_script(operations):
+def import_script(operations: Iterable[Operation]) -> str:
     """The `semanage import` input performing the operations in one transaction."""
     lines = []
     for op in operations:
@@ -293,7 +344,7 @@ def import_script(operations):
     return "".join(line + "\n" for line in lines)
 
 
-def type_check_script(types):
+def type_check_script(types: Iterable[str]) -> str:
     """`semanage import` input that validates types and then always fails, so nothing is committed.
 
     The last line lacks an argument: semanage's parser exits before the transaction commits.
@@ -303,24 +354,24 @@ def type_check_script(types):
     return "".join(line + "\n" for line in lines)
 
 
-def outermost(roots):
+def outermost(roots: Sequence[str]) -> list[str]:
     """The roots not nested in another one (what a recursive relabel needs to visit)."""
     return [root for root in roots if not any(root.startswith(other + "/") for other in roots)]
 
 
-def invalid_types_message(invalid, policy):
+def invalid_types_message(invalid: Iterable[tuple[str, str]], policy: str) -> str:
     """The error for types semanage refused, naming each setting ('' when there are none)."""
     return "; ".join("%s: %r is not a file type of the %s policy" % (name, value, policy) for name, value in invalid)
 
 
-def render_rules(rules):
+def render_rules(rules: Iterable[Rule]) -> str:
     """The local rules as `semanage fcontext -l -C` lists them (the diff's before and after)."""
     return "".join(
         "%s    %s    %s\n" % (rule.target, FTYPE_NAMES.get(rule.ftype, rule.ftype), rule.context) for rule in rules
     )
 
 
-def render_file_contexts(rules):
+def render_file_contexts(rules: Iterable[Rule]) -> str:
     """The local rules in file_contexts syntax, for simulating the policy after a change."""
     lines = []
     for rule in rules:
@@ -329,12 +380,12 @@ def render_file_contexts(rules):
     return "".join(line + "\n" for line in lines)
 
 
-def rule_dicts(rules):
+def rule_dicts(rules: Iterable[Rule]) -> list[RuleDict]:
     """Rules as the module returns them."""
     return [{"target": rule.target, "ftype": rule.ftype, "setype": rule.setype} for rule in rules]
 
 
-def required_tools(state, relabel):
+def required_tools(state: str, relabel: bool) -> list[str]:
     """The commands a run needs."""
     tools = ["semanage"]
     if state == "present":
@@ -344,7 +395,7 @@ def required_tools(state, relabel):
     return tools
 
 
-def missing_message(missing, family):
+def missing_message(missing: Iterable[str], family: str | None) -> str:
     """What to install, naming the package of the host's family (or of both families)."""
     parts = []
     for item in missing:
