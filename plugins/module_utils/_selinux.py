@@ -15,7 +15,6 @@ Code that needs one part may import it directly; the names stay importable from 
 # pylint: disable=unused-import
 from __future__ import annotations
 
-# pylint: disable=unused-import
 from ansible_collections.pycgi.hosting.plugins.module_utils._selinux_host import (  # noqa: F401
     DEFAULT_STORE_ROOT,
     XATTR,
