@@ -14,16 +14,17 @@ import re
 import shutil
 import subprocess
 import tarfile
-import tempfile
 
 from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.pycgi.hosting.plugins.module_utils._release import (
-    ReleaseError,
-    cached_manifest,
-    write_archive,
+from ansible_collections.pycgi.hosting.plugins.module_utils._release import ReleaseError
+from ansible_collections.pycgi.hosting.plugins.plugin_utils._release_cache import (
+    remember_commit,
+    resolved_commit,
+    shared_archive,
+    source_manifest,
 )
 
 MODULE = "pycgi.hosting.release"
@@ -47,12 +48,16 @@ def _git(args, cwd=None):
 def git_export(source, version, workdir):
     """Exports ``version`` of the git repository ``source`` (URL or path) into a directory under
     ``workdir`` (one per commit, shared by forks under a lock); returns (directory, commit).
+    ``workdir`` lives as long as the run: ``version`` is resolved once for all its hosts.
     The repository's working tree is never used."""
     os.makedirs(workdir, mode=0o700, exist_ok=True)
     key = hashlib.sha256(json.dumps([source, version]).encode()).hexdigest()[:24]
     with open(os.path.join(workdir, key + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         clone = os.path.join(workdir, key + ".git")
+        commit = resolved_commit(workdir, key)
+        if commit and os.path.isdir(os.path.join(workdir, "export-" + commit)):
+            return os.path.join(workdir, "export-" + commit), commit
         if not os.path.isdir(clone):
             _git(["clone", "--quiet", "--bare", "--", source, clone])
         else:
@@ -83,6 +88,7 @@ def git_export(source, version, workdir):
             finally:
                 os.unlink(tar_path)
             os.rename(partial, export)
+        remember_commit(workdir, key, commit)
         return export, commit
 
 
@@ -100,12 +106,11 @@ class ActionModule(ActionBase):
                 args.pop(key, None)
             result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
             return result
-        local_tmp = tempfile.mkdtemp(prefix="pycgi-release-", dir=C.DEFAULT_LOCAL_TMP)
         try:
             try:
                 source_dir, commit = self._source_dir(source, args.get("version"))
                 exclude = list(args.get("exclude") or [])
-                manifest, cache_state = cached_manifest(source_dir, exclude, os.path.join(cache_dir(), "manifests"))
+                manifest, cache_info = source_manifest(source_dir, exclude, cache_dir(), commit)
             except ReleaseError as exc:
                 raise AnsibleActionFail(str(exc))
             for key in CONTROLLER_ONLY:
@@ -117,9 +122,9 @@ class ActionModule(ActionBase):
             calls = 1
             final = first
             if first.get("need_archive") and not first.get("failed"):
-                archive = os.path.join(local_tmp, "release.tar")
                 try:
-                    files, size = write_archive(source_dir, manifest, first["lacking"], archive)
+                    archive, files, size, archive_state = shared_archive(source_dir, manifest, first["lacking"],
+                                                                         cache_dir())
                 except ReleaseError as exc:
                     raise AnsibleActionFail(str(exc))
                 remote_tmp = self._connection._shell.tmpdir or self._make_tmp_path()
@@ -131,18 +136,18 @@ class ActionModule(ActionBase):
                 calls = 2
                 if not final.get("failed"):
                     final["transferred"] = {"files": files, "bytes": size}
+                    final["archive_cache"] = archive_state
             final.pop("need_archive", None)
             # The manifest is for the module, not for the task's output.
             invocation = final.get("invocation", {}).get("module_args", {})
             if "manifest" in invocation:
                 invocation["manifest"] = "(%d entries)" % len(manifest)
-            final.update(manifest_cache=cache_state, module_calls=calls)
+            final.update(manifest_cache=cache_info["state"], manifest_hashed=cache_info["hashed"], module_calls=calls)
             if commit:
                 final["commit"] = commit
             result.update(final)
             return result
         finally:
-            shutil.rmtree(local_tmp, ignore_errors=True)
             self._remove_tmp_path(self._connection._shell.tmpdir)
 
     def _source_dir(self, source, version):

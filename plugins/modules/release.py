@@ -307,8 +307,22 @@ lacking:
   type: list
   elements: str
 manifest_cache:
-  description: Whether the controller reused its stored manifest of the unchanged source (V(hit)) or hashed it (V(miss)).
+  description:
+    - Whether the controller reused its stored hashes of the source (V(hit)) or hashed some of its files (V(miss)).
+    - The hashes are kept per file under C(~/.ansible/pycgi-release) (or E(PYCGI_RELEASE_CACHE)) with each file's stat
+      (size, mode, mtime, ctime, inode), and shared by the forks under a lock, so one host of a play hashes and the
+      others wait and reuse; a git O(version) is hashed once per commit.
   returned: when a source was pushed
+  type: str
+manifest_hashed:
+  description: Files of the source this task hashed on the controller (0 when another host or an earlier run did).
+  returned: when a source was pushed
+  type: int
+archive_cache:
+  description:
+    - Whether the archive of the lacking contents was built for this host (V(miss)) or reused from another host
+      lacking the same contents (V(hit)).
+  returned: when an archive was sent
   type: str
 launchers:
   description: The entry scripts (relative paths) turned into launchers in the release built.
