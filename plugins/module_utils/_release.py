@@ -459,16 +459,6 @@ def release_intact(layout, release_id, meta):
     return True
 
 
-def find_identical(layout, digest):
-    """The newest intact release on disk whose recorded manifest hash is ``digest``."""
-    for release_id in reversed(layout.releases_on_disk()):
-        meta = read_json(layout.meta_path(release_id), default=None)
-        if meta and meta.get("digest") == digest and meta.get("manifest") is not None \
-                and release_intact(layout, release_id, meta):
-            return release_id
-    return None
-
-
 def release_with_digest(layout, digest, shared_paths=(), entry_launchers=False, prefer=None):
     """The release on the host that holds the manifest whose hash is ``digest`` (with these
     shared paths and launcher setting), for a push that sends only the hash. ``prefer`` (the live
@@ -503,7 +493,8 @@ def plan_release(layout, manifest, shared_paths=(), entry_launchers=False):
     ``lacking_bytes``, ``link`` / ``copy`` counts (files taken from existing releases)."""
     validate_manifest(manifest, shared_paths)
     digest = manifest_digest(manifest, shared_paths, entry_launchers)
-    plan = {"digest": digest, "reuse": find_identical(layout, digest), "lacking": [], "lacking_bytes": 0,
+    reuse, _manifest = release_with_digest(layout, digest, shared_paths, entry_launchers)
+    plan = {"digest": digest, "reuse": reuse, "lacking": [], "lacking_bytes": 0,
             "linked": 0, "copied": 0}
     if plan["reuse"]:
         return plan
