@@ -182,8 +182,8 @@ options:
   digest:
     description:
       - Set by the action plugin instead of O(manifest) when the controller saw this source's manifest hash live on
-        the host before; not for playbooks. The host answers with the release whose record holds that hash (checked:
-        the recorded manifest must hash to it and the release's files must be intact) or asks for the manifest.
+        the host before; not for playbooks. The host answers with the release whose record holds that hash (once
+        the recorded manifest hashes to it and the release's files are intact) or asks for the manifest.
     type: str
   archive:
     description:
