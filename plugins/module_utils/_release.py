@@ -468,9 +468,17 @@ def release_with_digest(layout, digest, shared_paths=(), entry_launchers=False, 
     the manifest."""
     if not HASH_RE.match(digest or ""):
         raise ReleaseError("digest %r is not a sha256 hex digest" % (digest,))
-    on_disk = layout.releases_on_disk()
-    order = ([prefer] if prefer in on_disk else []) + [r for r in reversed(on_disk) if r != prefer]
-    for release_id in order:
+
+    def candidates():
+        # The live release first, without reading every other record.
+        if prefer and RELEASE_ID_RE.match(prefer) and os.path.isdir(layout.release_path(prefer)) \
+                and not os.path.islink(layout.release_path(prefer)):
+            yield prefer
+        for other in reversed(layout.releases_on_disk()):
+            if other != prefer:
+                yield other
+
+    for release_id in candidates():
         try:
             meta = read_json(layout.meta_path(release_id), default=None)
         except ReleaseError:

@@ -527,7 +527,8 @@ def run(module):
                 lock.close()
             return result
         result.update(lacking=[], transferred={"files": 0, "bytes": 0}, reused=True, commit=p["commit"],
-                      digest=p["digest"], files=manifest_diff(_manifest_of(layout, live), manifest))
+                      digest=p["digest"], files=manifest_diff(manifest if target == live else _manifest_of(layout, live),
+                                                              manifest))
     elif p["manifest"] is not None:
         manifest = decode_manifest(p["manifest"])
         plan = plan_release(layout, manifest, p["shared_paths"], p["entry_launchers"])

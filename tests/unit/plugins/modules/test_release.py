@@ -3,6 +3,7 @@ sends: the manifest, then the archive of the lacking contents. The action plugin
 the container tests (tests/container/test_release.py)."""
 import json
 import os
+import time
 
 import pytest
 
@@ -282,8 +283,10 @@ def test_a_release_changed_behind_the_controllers_back_is_not_trusted(tmp_path, 
     (host / "b.py").write_text("B = 666\n")
     result, _digest = push_digest(tmp_path, host, src)
     assert result["need_manifest"] and not result["changed"]
+    # A release id is its second and its hash: the rebuild of the same source needs another second.
+    time.sleep(1.1)
     full, calls = push(tmp_path, host, src)
-    assert full["changed"] and calls == 2 and full["release"] != first["release"]
+    assert full["changed"] and calls == 2 and full["release"] != first["release"], full
     assert (host / "b.py").read_text() == "B = 1\n"
 
 
