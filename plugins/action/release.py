@@ -19,8 +19,16 @@ from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.pycgi.hosting.plugins.module_utils._release import ReleaseError
+from ansible.module_utils.parsing.convert_bool import boolean
+
+from ansible_collections.pycgi.hosting.plugins.module_utils._release import (
+    ReleaseError,
+    encode_manifest,
+    manifest_digest,
+)
 from ansible_collections.pycgi.hosting.plugins.plugin_utils._release_cache import (
+    record_digest,
+    recorded_digest,
     remember_commit,
     resolved_commit,
     shared_archive,
@@ -115,11 +123,25 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail(str(exc))
             for key in CONTROLLER_ONLY:
                 args.pop(key, None)
-            args["manifest"] = json.dumps(manifest, separators=(",", ":"))
             if commit:
                 args["commit"] = commit
-            first = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
-            calls = 1
+            host = task_vars.get("inventory_hostname") or self._play_context.remote_addr or ""
+            record = (host, str(args.get("path")), args.get("releases_dir"))
+            digest = self._digest(manifest, args)
+            calls = 0
+            first = None
+            if digest and recorded_digest(cache_dir(), *record) == digest:
+                # Seen live there before: the hash alone, checked by the host against its record.
+                first = self._execute_module(module_name=MODULE, module_args=dict(args, digest=digest),
+                                             task_vars=task_vars)
+                calls = 1
+                if first.get("failed") or first.get("need_manifest"):
+                    first = None
+            manifest_sent = first is None
+            if first is None:
+                args["manifest"] = encode_manifest(manifest)
+                first = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+                calls += 1
             final = first
             if first.get("need_archive") and not first.get("failed"):
                 try:
@@ -133,22 +155,46 @@ class ActionModule(ActionBase):
                 self._fixup_perms2((remote_tmp, remote), execute=False)
                 args["archive"] = remote
                 final = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
-                calls = 2
+                calls += 1
                 if not final.get("failed"):
                     final["transferred"] = {"files": files, "bytes": size}
                     final["archive_cache"] = archive_state
             final.pop("need_archive", None)
+            final.pop("need_manifest", None)
             # The manifest is for the module, not for the task's output.
             invocation = final.get("invocation", {}).get("module_args", {})
             if "manifest" in invocation:
                 invocation["manifest"] = "(%d entries)" % len(manifest)
-            final.update(manifest_cache=cache_info["state"], manifest_hashed=cache_info["hashed"], module_calls=calls)
+            final.update(manifest_cache=cache_info["state"], manifest_hashed=cache_info["hashed"], module_calls=calls,
+                         manifest_sent=manifest_sent)
+            if not self._play_context.check_mode:
+                # Only a digest the host computed the same way and holds now is kept; anything
+                # else (a failure, a different hash) forgets the record.
+                seen = final.get("digest") if not final.get("failed") and final.get("digest") == digest else None
+                record_digest(cache_dir(), record[0], record[1], record[2], seen)
             if commit:
                 final["commit"] = commit
             result.update(final)
             return result
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
+
+    @staticmethod
+    def _digest(manifest, args):
+        """The manifest's hash as the host computes it, or None when the options are not in
+        their final form here (the host's answer then is the only one)."""
+        shared = args.get("shared_paths") or []
+        launchers = args.get("entry_launchers", False)
+        if not isinstance(shared, list) or not all(isinstance(s, str) for s in shared):
+            return None
+        try:
+            launchers = boolean(launchers, strict=True)
+        except TypeError:
+            return None
+        try:
+            return manifest_digest(manifest, shared, launchers)
+        except (TypeError, ValueError):
+            return None
 
     def _source_dir(self, source, version):
         if version:

@@ -18,6 +18,7 @@ Host layout, for a root ``/usr/lib/cgi-bin``::
 """
 from __future__ import annotations
 
+import base64
 import ctypes
 import errno
 import fcntl
@@ -31,6 +32,7 @@ import shutil
 import stat
 import tarfile
 import time
+import zlib
 
 from ansible_collections.pycgi.hosting.plugins.module_utils._launcher import (
     LAUNCHER_MAX_SIZE,
@@ -55,6 +57,7 @@ ENTRY_SUFFIX = ".entry"
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 RELEASE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 CHUNK = 1 << 20
+COMPRESSED_PREFIX = "zlib:"
 RENAME_EXCHANGE = 2
 
 
@@ -146,6 +149,24 @@ def build_manifest(source, entries):
             manifest[rel] = [FILE, st.st_size, mode, file_sha256(full)]
         else:
             raise ReleaseError("%s in %s is neither a file, a directory nor a symlink" % (rel, source))
+    return manifest
+
+
+def encode_manifest(manifest):
+    """The manifest as the action plugin sends it: compressed JSON (a third of the bytes)."""
+    text = json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode("utf-8", "surrogateescape")
+    return COMPRESSED_PREFIX + base64.b64encode(zlib.compress(text, 6)).decode("ascii")
+
+
+def decode_manifest(text):
+    """A manifest argument: plain JSON, or ``encode_manifest``'s form."""
+    try:
+        if text.startswith(COMPRESSED_PREFIX):
+            text = zlib.decompress(base64.b64decode(text[len(COMPRESSED_PREFIX):], validate=True)).decode(
+                "utf-8", "surrogateescape")
+        manifest = json.loads(text)
+    except (ValueError, zlib.error) as exc:
+        raise ReleaseError("manifest is not valid JSON: %s" % exc)
     return manifest
 
 
@@ -438,14 +459,40 @@ def release_intact(layout, release_id, meta):
     return True
 
 
-def find_identical(layout, digest):
-    """The newest intact release on disk whose recorded manifest hash is ``digest``."""
-    for release_id in reversed(layout.releases_on_disk()):
-        meta = read_json(layout.meta_path(release_id), default=None)
-        if meta and meta.get("digest") == digest and meta.get("manifest") is not None \
-                and release_intact(layout, release_id, meta):
-            return release_id
-    return None
+def release_with_digest(layout, digest, shared_paths=(), entry_launchers=False, prefer=None):
+    """The release on the host that holds the manifest whose hash is ``digest`` (with these
+    shared paths and launcher setting), for a push that sends only the hash. ``prefer`` (the live
+    release) is tried first, then the others, newest first. A record is trusted only if its
+    manifest hashes to ``digest`` again (a record edited by hand does not) and the release's files
+    are intact. Returns ``(release id, manifest)`` or ``(None, None)``: the controller then sends
+    the manifest."""
+    if not HASH_RE.match(digest or ""):
+        raise ReleaseError("digest %r is not a sha256 hex digest" % (digest,))
+
+    def candidates():
+        # The live release first, without reading every other record.
+        if prefer and RELEASE_ID_RE.match(prefer) and os.path.isdir(layout.release_path(prefer)) \
+                and not os.path.islink(layout.release_path(prefer)):
+            yield prefer
+        for other in reversed(layout.releases_on_disk()):
+            if other != prefer:
+                yield other
+
+    for release_id in candidates():
+        try:
+            meta = read_json(layout.meta_path(release_id), default=None)
+        except ReleaseError:
+            continue
+        if not isinstance(meta, dict) or meta.get("digest") != digest or not isinstance(meta.get("manifest"), dict):
+            continue
+        try:
+            if manifest_digest(meta["manifest"], shared_paths, entry_launchers) != digest:
+                continue
+            if release_intact(layout, release_id, meta):
+                return release_id, meta["manifest"]
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue
+    return None, None
 
 
 def plan_release(layout, manifest, shared_paths=(), entry_launchers=False):
@@ -454,7 +501,8 @@ def plan_release(layout, manifest, shared_paths=(), entry_launchers=False):
     ``lacking_bytes``, ``link`` / ``copy`` counts (files taken from existing releases)."""
     validate_manifest(manifest, shared_paths)
     digest = manifest_digest(manifest, shared_paths, entry_launchers)
-    plan = {"digest": digest, "reuse": find_identical(layout, digest), "lacking": [], "lacking_bytes": 0,
+    reuse, _manifest = release_with_digest(layout, digest, shared_paths, entry_launchers)
+    plan = {"digest": digest, "reuse": reuse, "lacking": [], "lacking_bytes": 0,
             "linked": 0, "copied": 0}
     if plan["reuse"]:
         return plan

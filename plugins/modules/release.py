@@ -176,7 +176,14 @@ options:
     default: false
   manifest:
     description:
-      - Set by the action plugin (the source's manifest as JSON); not for playbooks.
+      - Set by the action plugin (the source's manifest as JSON, or zlib-compressed JSON in base64 after
+        C(zlib:)); not for playbooks.
+    type: str
+  digest:
+    description:
+      - Set by the action plugin instead of O(manifest) when the controller saw this source's manifest hash live on
+        the host before; not for playbooks. The host answers with the release whose record holds that hash (once
+        the recorded manifest hashes to it and the release's files are intact) or asks for the manifest.
     type: str
   archive:
     description:
@@ -334,6 +341,19 @@ module_calls:
   description: Round trips to the host this task made (1 when nothing had to be sent).
   returned: when a source was pushed
   type: int
+digest:
+  description:
+    - The hash of the source's manifest (with O(shared_paths) and O(entry_launchers)), recorded with its release.
+    - After a successful run the controller keeps it per inventory host and O(path) under
+      C(~/.ansible/pycgi-release/hosts) (or E(PYCGI_RELEASE_CACHE)); the next run of an unchanged source sends
+      only this hash, and the host checks it against the release's record and files, asking for the full manifest
+      when they do not match (a release changed or deleted on the host, a record edited by hand).
+  returned: when a source was pushed
+  type: str
+manifest_sent:
+  description: Whether the task sent the source's manifest (V(false) when the hash alone was enough).
+  returned: when a source was pushed
+  type: bool
 commit:
   description: The commit of a git source.
   returned: with O(version)
@@ -348,7 +368,6 @@ discarded:
 """
 
 import grp
-import json
 import os
 import pwd
 import time
@@ -364,6 +383,7 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._release import (
     Layout,
     ReleaseError,
     build_release,
+    decode_manifest,
     discard,
     ensure_shared,
     files_not_in,
@@ -376,6 +396,7 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._release import (
     previous_release,
     prune,
     read_json,
+    release_with_digest,
     remove_partials,
 )
 
@@ -496,14 +517,23 @@ def run(module):
 
     built = False
     manifest = None
-    if p["manifest"] is not None:
-        try:
-            manifest = json.loads(p["manifest"])
-        except ValueError as exc:
-            raise ReleaseError("manifest is not valid JSON: %s" % exc)
+    if p["manifest"] is None and p["digest"] is not None:
+        # The controller saw this manifest live here before and sends only its hash.
+        target, manifest = release_with_digest(layout, p["digest"], p["shared_paths"], p["entry_launchers"],
+                                               prefer=live)
+        if target is None:
+            result.update(need_manifest=True, release=None)
+            if lock:
+                lock.close()
+            return result
+        result.update(lacking=[], transferred={"files": 0, "bytes": 0}, reused=True, commit=p["commit"],
+                      digest=p["digest"], files=manifest_diff(manifest if target == live else _manifest_of(layout, live),
+                                                              manifest))
+    elif p["manifest"] is not None:
+        manifest = decode_manifest(p["manifest"])
         plan = plan_release(layout, manifest, p["shared_paths"], p["entry_launchers"])
         result.update(lacking=plan["lacking"], transferred={"files": len(plan["lacking"]), "bytes": plan["lacking_bytes"]},
-                      reused=bool(plan["reuse"]), commit=p["commit"])
+                      reused=bool(plan["reuse"]), commit=p["commit"], digest=plan["digest"])
         result["files"] = manifest_diff(_manifest_of(layout, live), manifest)
         if plan["reuse"]:
             target = plan["reuse"]
@@ -574,6 +604,7 @@ def main():
             shared_owner=dict(type="str"),
             shared_group=dict(type="str"),
             manifest=dict(type="str"),
+            digest=dict(type="str"),
             archive=dict(type="path"),
             commit=dict(type="str"),
             entry_launchers=dict(type="bool", default=False),
@@ -601,6 +632,11 @@ def main():
         module.fail_json(msg="keep must be at least 2 (the live release and the one before it)")
     try:
         result = run(module)
+        # The manifest is for the host, not for the task's output: not sent back.
+        args = dict(module.params)
+        if args["manifest"] is not None:
+            args["manifest"] = "(%d characters)" % len(args["manifest"])
+        result["invocation"] = {"module_args": args}
     except ReleaseError as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:

@@ -283,3 +283,34 @@ def remember_commit(workdir, key, commit):
     with open(partial, "w") as handle:
         handle.write(commit + "\n")
     os.replace(partial, path)
+
+
+def _host_record_path(cache_dir, host, path, releases_dir):
+    return os.path.join(cache_dir, "hosts", _key("host", host, path, releases_dir) + ".json")
+
+
+def recorded_digest(cache_dir, host, path, releases_dir=None):
+    """The manifest hash last seen live on (inventory host, root), or None. Only a hint: the host
+    checks it against its own record before trusting it."""
+    try:
+        with open(_host_record_path(cache_dir, host, path, releases_dir)) as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("host") != host or record.get("path") != path:
+        return None
+    digest = record.get("digest")
+    return digest if isinstance(digest, str) and len(digest) == 64 else None
+
+
+def record_digest(cache_dir, host, path, releases_dir, digest):
+    """Keeps ``digest`` (or forgets the record, with None) for (inventory host, root)."""
+    target = _host_record_path(cache_dir, host, path, releases_dir)
+    if digest is None:
+        try:
+            os.unlink(target)
+        except OSError:
+            pass
+        return
+    os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+    write_json(target, {"host": host, "path": path, "releases_dir": releases_dir, "digest": digest}, mode=0o600)

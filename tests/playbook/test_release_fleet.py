@@ -118,3 +118,43 @@ def test_eight_hosts_cost_one_hash_pass_and_an_edit_is_picked_up(fleet):
     for host in fleet["hosts"]:
         live = fleet["dir"] / host / "cgi-bin" / "app" / "pkg042" / "mod07.py"
         assert hashlib.sha256(live.read_bytes()).hexdigest() == digest, host
+
+
+def test_an_unchanged_source_sends_only_its_hash_and_the_host_checks_it(fleet):
+    first = play(fleet)
+    assert all(r["changed"] and r["manifest_sent"] for r in first.values()), first
+    digest = first["web0"]["digest"]
+    assert len(digest) == 64 and {r["digest"] for r in first.values()} == {digest}
+
+    again = play(fleet)
+    for host, r in again.items():
+        assert (r["changed"], r["manifest_sent"], r["module_calls"]) == (False, False, 1), (host, r)
+        assert r["release"] == first[host]["release"] and r["transferred"] == {"files": 0, "bytes": 0}
+
+    # The controller's cache deleted: the manifest is sent again, nothing changes on the hosts.
+    import shutil
+    shutil.rmtree(str(fleet["dir"] / "controller-cache"))
+    lost = play(fleet)
+    for host, r in lost.items():
+        assert (r["changed"], r["manifest_sent"], r["module_calls"]) == (False, True, 1), (host, r)
+
+    # Behind the controller's back: a file of web0's live release edited, web1's releases deleted
+    # by hand, web2's release record edited so that it claims another content.
+    edited = fleet["dir"] / "web0" / "cgi-bin" / "app" / "pkg001" / "mod01.py"
+    pushed = edited.read_text()
+    os.unlink(str(edited))
+    edited.write_text("VALUE = 'edited on the host'\n")
+    shutil.rmtree(str(fleet["dir"] / "web1" / ".cgi-bin.releases"))
+    meta_path = fleet["dir"] / "web2" / ".cgi-bin.releases" / ".meta" / (first["web2"]["release"] + ".json")
+    meta = json.loads(meta_path.read_text())
+    meta["manifest"]["app/pkg001/mod01.py"][3] = hashlib.sha256(b"VALUE = 1\n").hexdigest()
+    meta_path.write_text(json.dumps(meta))
+    behind = play(fleet)
+    for host in ("web0", "web1", "web2"):
+        r = behind[host]
+        assert r["manifest_sent"] and r["changed"] and r["module_calls"] == 3, (host, r)
+        assert r["release"] != first[host]["release"], (host, r)
+        live = fleet["dir"] / host / "cgi-bin" / "app" / "pkg001" / "mod01.py"
+        assert live.read_text() == pushed, host
+    for host in fleet["hosts"][3:]:
+        assert (behind[host]["changed"], behind[host]["manifest_sent"]) == (False, False), (host, behind[host])

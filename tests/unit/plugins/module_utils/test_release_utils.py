@@ -1,6 +1,8 @@
 """The release domain code on real files in tmp_path: the manifest of a source, what a host
 lacks, building a release from hard links and an archive, the switch, pruning, tar safety."""
+import base64
 import hashlib
+import json
 import io
 import multiprocessing
 import os
@@ -424,6 +426,46 @@ def test_migration_swaps_a_plain_directory_atomically_and_keeps_its_extra_files(
     assert os.readlink(layout.path) == os.path.join(".cgi-bin.releases", release_id)
     assert open(os.path.join(layout.path, "hello.py")).read() == APP["hello.py"]
     assert [n for n in os.listdir(os.path.dirname(layout.path)) if n.endswith(".new")] == []
+
+
+def test_a_compressed_manifest_decodes_to_the_same_manifest_and_hash(tmp_path):
+    manifest = manifest_of(make_tree(tmp_path / "src", APP))
+    text = rel.encode_manifest(manifest)
+    plain = json.dumps(manifest)
+    assert text.startswith(rel.COMPRESSED_PREFIX) and len(text) < len(plain)
+    assert rel.decode_manifest(text) == rel.decode_manifest(plain) == json.loads(plain)
+    assert rel.manifest_digest(rel.decode_manifest(text)) == rel.manifest_digest(manifest)
+    for bad in ("zlib:!!!", "zlib:" + base64.b64encode(b"plain").decode(), "{"):
+        with pytest.raises(rel.ReleaseError, match="manifest is not valid JSON"):
+            rel.decode_manifest(bad)
+
+
+def test_release_with_digest_checks_the_record_and_the_files(tmp_path, layout):
+    source = make_tree(tmp_path / "src", APP)
+    first, plan, _counts = push(layout, source)
+    (source / "lib" / "util.py").write_text("VERSION = 2\n")
+    second, plan2, _counts = push(layout, source)
+    rel.point_at(layout, second)
+    found = rel.release_with_digest(layout, plan["digest"], prefer=second)
+    assert found[0] == first and found[1]["lib/util.py"][1] == len("VERSION = 1\n")
+    assert rel.release_with_digest(layout, plan2["digest"], prefer=second)[0] == second
+    # Another launcher setting or shared path is another release.
+    assert rel.release_with_digest(layout, plan2["digest"], entry_launchers=True) == (None, None)
+    assert rel.release_with_digest(layout, plan2["digest"], shared_paths=["data"]) == (None, None)
+    assert rel.release_with_digest(layout, "0" * 64) == (None, None)
+    with pytest.raises(rel.ReleaseError, match="not a sha256"):
+        rel.release_with_digest(layout, "../x")
+    # A file changed on the host: that release no longer answers for its hash.
+    live_file = os.path.join(layout.release_path(second), "static", "readme.txt")
+    os.unlink(live_file)
+    with open(live_file, "w") as handle:
+        handle.write("changed\n")
+    assert rel.release_with_digest(layout, plan2["digest"], prefer=second) == (None, None)
+    # A record whose manifest no longer hashes to its recorded digest is not trusted.
+    meta = rel.read_json(layout.meta_path(first))
+    meta["manifest"]["hello.py"][3] = "0" * 64
+    rel.write_json(layout.meta_path(first), meta)
+    assert rel.release_with_digest(layout, plan["digest"]) == (None, None)
 
 
 def test_manifest_diff():

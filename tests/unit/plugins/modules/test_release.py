@@ -3,6 +3,7 @@ sends: the manifest, then the archive of the lacking contents. The action plugin
 the container tests (tests/container/test_release.py)."""
 import json
 import os
+import time
 
 import pytest
 
@@ -240,3 +241,121 @@ def test_the_migration_grace_is_waited_only_for_a_directory_that_served_somethin
     elapsed = time.monotonic() - started
     assert result["changed"] and result["migrated"]["id"] and (host / "a.py").read_text() == "A = 1\n"
     assert (elapsed >= 4.0) == waits, elapsed
+
+
+def push_digest(tmp_path, root, source, check_mode=False, **extra):
+    """The action plugin's call when it saw this source's manifest live on the host before: the
+    hash alone."""
+    manifest = rel.build_manifest(str(source), rel.walk_source(str(source)))
+    digest = rel.manifest_digest(manifest, extra.get("shared_paths", ()), extra.get("entry_launchers", False))
+    args = dict(path=str(root), source=str(source), digest=digest, **extra)
+    return run_module("release", args, check_mode=check_mode, tmp_path=tmp_path), digest
+
+
+def test_the_hash_alone_is_enough_for_an_unchanged_source(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n", "lib/c.py": "C = 1\n"})
+    first, _calls = push(tmp_path, host, src, shared_paths=["data"])
+    again, digest = push_digest(tmp_path, host, src, shared_paths=["data"])
+    assert first["digest"] == digest
+    assert not again.get("need_manifest") and not again["changed"], again
+    assert (again["release"], again["live"], again["reused"]) == (first["release"], first["release"], True)
+    assert again["transferred"] == {"files": 0, "bytes": 0}
+    assert again["files"] == {"added": [], "changed": [], "removed": []}
+    # Another shared path is another release: the hash the host recorded does not match.
+    other, _digest = push_digest(tmp_path, host, src, shared_paths=["other"])
+    assert other["need_manifest"] and not other["changed"] and other["release"] is None
+
+
+def test_the_hash_of_a_source_the_host_does_not_hold_asks_for_the_manifest(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
+    first, _calls = push(tmp_path, host, src)
+    (src / "a.py").write_text("A = 2\n")
+    result, _digest = push_digest(tmp_path, host, src)
+    assert result["need_manifest"] and not result["changed"]
+    assert os.readlink(str(host)).endswith(first["release"]) and (host / "a.py").read_text() == "A = 1\n"
+    assert sorted(n for n in os.listdir(str(tmp_path / "host" / ".cgi-bin.releases")) if n != ".lock") == [
+        ".meta", first["release"]]
+
+
+def test_a_release_changed_behind_the_controllers_back_is_not_trusted(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n", "b.py": "B = 1\n"})
+    first, _calls = push(tmp_path, host, src)
+    (host / "b.py").write_text("B = 666\n")
+    result, _digest = push_digest(tmp_path, host, src)
+    assert result["need_manifest"] and not result["changed"]
+    # A release id is its second and its hash: the rebuild of the same source needs another second.
+    time.sleep(1.1)
+    full, calls = push(tmp_path, host, src)
+    assert full["changed"] and calls == 2 and full["release"] != first["release"], full
+    assert (host / "b.py").read_text() == "B = 1\n"
+
+
+def test_the_hash_after_the_releases_were_deleted_by_hand(tmp_path, host):
+    import shutil
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
+    push(tmp_path, host, src)
+    shutil.rmtree(str(tmp_path / "host" / ".cgi-bin.releases"))
+    result, _digest = push_digest(tmp_path, host, src)
+    assert result["need_manifest"] and not result["changed"]
+    full, calls = push(tmp_path, host, src)
+    assert full["changed"] and calls == 2 and (host / "a.py").read_text() == "A = 1\n"
+
+
+@pytest.mark.parametrize("tamper", ["manifest", "digest", "garbage"])
+def test_a_tampered_release_record_is_not_trusted(tmp_path, host, tamper):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
+    first, _calls = push(tmp_path, host, src)
+    meta_path = tmp_path / "host" / ".cgi-bin.releases" / ".meta" / (first["release"] + ".json")
+    meta = json.loads(meta_path.read_text())
+    if tamper == "manifest":
+        # The record claims another content for a.py, its hash left as it was.
+        meta["manifest"]["a.py"][3] = "0" * 64
+        meta_path.write_text(json.dumps(meta))
+    elif tamper == "digest":
+        meta["digest"] = "f" * 64
+        meta_path.write_text(json.dumps(meta))
+    else:
+        meta_path.write_text("{not json")
+    result, _digest = push_digest(tmp_path, host, src)
+    if tamper == "garbage":
+        # Unreadable: the push stops and names the record, as it does with the manifest.
+        assert result["failed"] and str(meta_path) in result["msg"], result
+    else:
+        assert result["need_manifest"] and not result["changed"], result
+    assert os.readlink(str(host)).endswith(first["release"])
+
+
+def test_the_hash_after_a_rollback_brings_the_sources_release_back(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
+    push(tmp_path, host, src)
+    (src / "a.py").write_text("A = 2\n")
+    second, _calls = push(tmp_path, host, src)
+    rollback(tmp_path, host)
+    assert (host / "a.py").read_text() == "A = 1\n"
+    result, _digest = push_digest(tmp_path, host, src)
+    assert result["changed"] and result["switched"] and result["release"] == second["release"], result
+    assert (host / "a.py").read_text() == "A = 2\n"
+
+
+def test_the_hash_in_check_mode_changes_nothing(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
+    first, _calls = push(tmp_path, host, src)
+    before = tree_state(str(tmp_path / "host"))
+    result, _digest = push_digest(tmp_path, host, src, check_mode=True)
+    assert not result["changed"] and result["release"] == first["release"]
+    assert tree_state(str(tmp_path / "host")) == before
+
+
+def test_a_compressed_manifest_is_accepted_and_not_echoed_back(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n", "lib/c.py": "C = 1\n"})
+    manifest = rel.build_manifest(str(src), rel.walk_source(str(src)))
+    text = rel.encode_manifest(manifest)
+    assert text.startswith("zlib:")
+    # As Ansible's controller asks of a module whose task is not no_log.
+    args = dict(path=str(host), source=str(src), manifest=text, _ansible_inject_invocation=True)
+    result = run_module("release", args, tmp_path=tmp_path)
+    assert result["need_archive"] and len(result["lacking"]) == 2
+    assert text not in json.dumps(result)
+    assert result["invocation"]["module_args"]["manifest"] == "(%d characters)" % len(text)
+    bad = run_module("release", dict(args, manifest="zlib:bm90IHpsaWI="), tmp_path=tmp_path)
+    assert bad["failed"] and "manifest is not valid JSON" in bad["msg"]

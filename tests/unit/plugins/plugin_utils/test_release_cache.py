@@ -4,6 +4,7 @@ tick as their hashing, git commits, and the archives shared by hosts lacking the
 import hashlib
 import multiprocessing
 import os
+import stat
 import tarfile
 import time
 
@@ -194,3 +195,23 @@ def test_a_content_the_manifest_lacks_is_refused(tmp_path):
     src = make_tree(tmp_path / "src", APP)
     with pytest.raises(rel.ReleaseError, match="does not hold"):
         cache.shared_archive(str(src), manifest_of(src), ["0" * 64], str(tmp_path / "cache"))
+
+
+def test_the_digest_seen_on_a_host_is_kept_per_host_and_root(tmp_path):
+    cache_dir = str(tmp_path / "cache")
+    digest = "a" * 64
+    assert cache.recorded_digest(cache_dir, "web1", "/srv/cgi-bin") is None
+    cache.record_digest(cache_dir, "web1", "/srv/cgi-bin", None, digest)
+    assert cache.recorded_digest(cache_dir, "web1", "/srv/cgi-bin") == digest
+    assert cache.recorded_digest(cache_dir, "web2", "/srv/cgi-bin") is None
+    assert cache.recorded_digest(cache_dir, "web1", "/srv/other") is None
+    assert cache.recorded_digest(cache_dir, "web1", "/srv/cgi-bin", "/srv/releases") is None
+    records = os.listdir(os.path.join(cache_dir, "hosts"))
+    assert len(records) == 1 and stat.S_IMODE(os.stat(os.path.join(cache_dir, "hosts", records[0])).st_mode) == 0o600
+    # A damaged record is no record.
+    with open(os.path.join(cache_dir, "hosts", records[0]), "w") as handle:
+        handle.write("{damaged")
+    assert cache.recorded_digest(cache_dir, "web1", "/srv/cgi-bin") is None
+    cache.record_digest(cache_dir, "web1", "/srv/cgi-bin", None, digest)
+    cache.record_digest(cache_dir, "web1", "/srv/cgi-bin", None, None)
+    assert cache.recorded_digest(cache_dir, "web1", "/srv/cgi-bin") is None
