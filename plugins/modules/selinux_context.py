@@ -104,7 +104,7 @@ notes:
   - Works through the command-line tools alone (C(semanage), C(matchpathcon), C(setfiles)), so it does not
     need the Python SELinux bindings in the interpreter Ansible runs it with.
   - The local rules are read from the policy store's C(file_contexts.local) file (in C(store-root) of
-    C(/etc/selinux/semanage.conf), default C(/var/lib/selinux)): reading one file, where
+    C(/etc/selinux/semanage.conf), default C(/var/lib/selinux)), one file to read, where
     C(semanage fcontext -l -C) starts the whole semanage library (benchmark B5 in the collection's
     C(benchmarks/) measures the module against it); C(semanage fcontext -l -C) is only the fallback for a
     store without that layout. The effective labels come from C(matchpathcon), two calls for all roots.
