@@ -16,6 +16,7 @@ Host layout, for a root ``/usr/lib/cgi-bin``::
     /usr/lib/.cgi-bin.releases/.meta/failures.json                    releases discarded after a failed check
     /usr/lib/.cgi-bin.shared/<rel>                                     shared paths
 """
+
 from __future__ import annotations
 
 import base64
@@ -67,6 +68,7 @@ class ReleaseError(Exception):
 
 # --------------------------------------------------------------------------- controller side
 
+
 def _excluded(rel, name, is_dir, patterns):
     if is_dir and name in ALWAYS_EXCLUDED_DIRS:
         return True
@@ -109,8 +111,11 @@ def stat_signature(source, entries):
     every entry. Equal signatures mean the hashes need not be computed again."""
     digest = hashlib.sha256(os.path.abspath(source).encode("utf-8", "surrogateescape"))
     for rel, st in entries:
-        digest.update(("\0%s\0%d\0%d\0%d\0%d\0%d" % (rel, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                                                     st.st_ino)).encode("utf-8", "surrogateescape"))
+        digest.update(
+            (
+                "\0%s\0%d\0%d\0%d\0%d\0%d" % (rel, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            ).encode("utf-8", "surrogateescape")
+        )
     return digest.hexdigest()
 
 
@@ -126,8 +131,10 @@ def check_link(source, rel, target):
     """Refuses a symlink whose target leaves the source (absolute, or resolving outside it)."""
     root = os.path.realpath(source)
     if os.path.isabs(target):
-        raise ReleaseError("symlink %s in %s points to an absolute path (%s): only links inside the source are kept"
-                           % (rel, source, target))
+        raise ReleaseError(
+            "symlink %s in %s points to an absolute path (%s): only links inside the source are kept"
+            % (rel, source, target)
+        )
     resolved = os.path.realpath(os.path.join(root, os.path.dirname(rel), target))
     if resolved != root and not resolved.startswith(root + os.sep):
         raise ReleaseError("symlink %s in %s points outside the source (%s)" % (rel, source, target))
@@ -162,8 +169,9 @@ def decode_manifest(text):
     """A manifest argument: plain JSON, or ``encode_manifest``'s form."""
     try:
         if text.startswith(COMPRESSED_PREFIX):
-            text = zlib.decompress(base64.b64decode(text[len(COMPRESSED_PREFIX):], validate=True)).decode(
-                "utf-8", "surrogateescape")
+            text = zlib.decompress(base64.b64decode(text[len(COMPRESSED_PREFIX) :], validate=True)).decode(
+                "utf-8", "surrogateescape"
+            )
         manifest = json.loads(text)
     except (ValueError, zlib.error) as exc:
         raise ReleaseError("manifest is not valid JSON: %s" % exc)
@@ -243,6 +251,7 @@ def write_archive(source, manifest, lacking, dest):
 
 # --------------------------------------------------------------------------- host side: layout
 
+
 def default_releases_dir(path):
     path = path.rstrip("/")
     return os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".releases")
@@ -310,15 +319,20 @@ class Layout:
     def releases_on_disk(self):
         """Release ids in the releases directory, oldest first (by their recorded time)."""
         try:
-            names = [n for n in os.listdir(self.releases)
-                     if not n.startswith(".") and os.path.isdir(os.path.join(self.releases, n))
-                     and not os.path.islink(os.path.join(self.releases, n))]
+            names = [
+                n
+                for n in os.listdir(self.releases)
+                if not n.startswith(".")
+                and os.path.isdir(os.path.join(self.releases, n))
+                and not os.path.islink(os.path.join(self.releases, n))
+            ]
         except FileNotFoundError:
             return []
 
         def created(name):
             meta = read_json(self.meta_path(name), default={}) or {}
             return meta.get("created_ns") or os.lstat(os.path.join(self.releases, name)).st_mtime_ns
+
         return sorted(names, key=lambda n: (created(n), n))
 
     def live(self):
@@ -335,8 +349,9 @@ class Layout:
         target = os.readlink(self.path)
         full = os.path.normpath(os.path.join(os.path.dirname(self.path), target))
         if os.path.dirname(full) != self.releases:
-            raise ReleaseError("%s is a symlink to %s, which is not a release in %s: not changed"
-                               % (self.path, target, self.releases))
+            raise ReleaseError(
+                "%s is a symlink to %s, which is not a release in %s: not changed" % (self.path, target, self.releases)
+            )
         release_id = os.path.basename(full)
         return "link", release_id if os.path.isdir(full) else None
 
@@ -351,7 +366,7 @@ def utc_stamp(when=None):
 
 
 def new_release_id(digest, commit=None):
-    return "%s-%s" % (utc_stamp(), (commit or digest)[:10 if commit else 8])
+    return "%s-%s" % (utc_stamp(), (commit or digest)[: 10 if commit else 8])
 
 
 def lock_layout(layout):
@@ -363,6 +378,7 @@ def lock_layout(layout):
 
 
 # --------------------------------------------------------------------------- host side: planning
+
 
 def validate_manifest(manifest, shared_paths=()):
     """Refuses a manifest that could write outside the release: bad names, a parent that is not
@@ -388,8 +404,10 @@ def validate_manifest(manifest, shared_paths=()):
         check_shared_path(shared)
         inside = sorted((manifest[r][0] == DIRECTORY, r) for r in manifest if r == shared or r.startswith(shared + "/"))
         if inside:
-            raise ReleaseError("source file %s is at the shared path %s: shared paths live outside the "
-                               "releases; remove it from the source or exclude it" % (inside[0][1], shared))
+            raise ReleaseError(
+                "source file %s is at the shared path %s: shared paths live outside the "
+                "releases; remove it from the source or exclude it" % (inside[0][1], shared)
+            )
         for rel in manifest:
             if shared.startswith(rel + "/") and manifest[rel][0] != DIRECTORY:
                 raise ReleaseError("source file %s is in the way of the shared path %s" % (rel, shared))
@@ -405,8 +423,12 @@ def _same_file(path, size, mode, mtime_ns=None):
         st = os.lstat(path)
     except OSError:
         return False
-    return (stat.S_ISREG(st.st_mode) and st.st_size == size and stat.S_IMODE(st.st_mode) == mode
-            and (mtime_ns is None or st.st_mtime_ns == mtime_ns))
+    return (
+        stat.S_ISREG(st.st_mode)
+        and st.st_size == size
+        and stat.S_IMODE(st.st_mode) == mode
+        and (mtime_ns is None or st.st_mtime_ns == mtime_ns)
+    )
 
 
 def content_index(layout, release_ids):
@@ -471,8 +493,12 @@ def release_with_digest(layout, digest, shared_paths=(), entry_launchers=False, 
 
     def candidates():
         # The live release first, without reading every other record.
-        if prefer and RELEASE_ID_RE.match(prefer) and os.path.isdir(layout.release_path(prefer)) \
-                and not os.path.islink(layout.release_path(prefer)):
+        if (
+            prefer
+            and RELEASE_ID_RE.match(prefer)
+            and os.path.isdir(layout.release_path(prefer))
+            and not os.path.islink(layout.release_path(prefer))
+        ):
             yield prefer
         for other in reversed(layout.releases_on_disk()):
             if other != prefer:
@@ -502,8 +528,7 @@ def plan_release(layout, manifest, shared_paths=(), entry_launchers=False):
     validate_manifest(manifest, shared_paths)
     digest = manifest_digest(manifest, shared_paths, entry_launchers)
     reuse, _manifest = release_with_digest(layout, digest, shared_paths, entry_launchers)
-    plan = {"digest": digest, "reuse": reuse, "lacking": [], "lacking_bytes": 0,
-            "linked": 0, "copied": 0}
+    plan = {"digest": digest, "reuse": reuse, "lacking": [], "lacking_bytes": 0, "linked": 0, "copied": 0}
     if plan["reuse"]:
         return plan
     by_mode, by_hash = content_index(layout, layout.releases_on_disk())
@@ -533,6 +558,7 @@ def manifest_diff(old, new):
 
 # --------------------------------------------------------------------------- host side: building
 
+
 def _check_member(member, wanted):
     name = member.name
     if name.startswith("/"):
@@ -540,8 +566,17 @@ def _check_member(member, wanted):
     if ".." in name.split("/"):
         raise ReleaseError("archive member %s climbs out with '..': refused" % name)
     if not member.isreg():
-        kind = ("symlink" if member.issym() else "hard link" if member.islnk() else
-                "device" if (member.ischr() or member.isblk()) else "directory" if member.isdir() else "special file")
+        kind = (
+            "symlink"
+            if member.issym()
+            else "hard link"
+            if member.islnk()
+            else "device"
+            if (member.ischr() or member.isblk())
+            else "directory"
+            if member.isdir()
+            else "special file"
+        )
         raise ReleaseError("archive member %s is a %s: only regular files are accepted" % (name, kind))
     if not HASH_RE.match(name) or name not in wanted:
         raise ReleaseError("archive member %s is not content this release lacks: refused" % name)
@@ -608,10 +643,13 @@ def _copy_pycache(src_file, dst_file, pycache_prefix=None, dst_final=None):
         src_cache = os.path.join(os.path.dirname(src_file), "__pycache__")
         dst_cache = os.path.join(os.path.dirname(dst_file), "__pycache__")
     stem = os.path.basename(src_file).rpartition(".")[0] or os.path.basename(src_file)
-    dst_stem = os.path.basename(dst_file)[:-len(".py")]
+    dst_stem = os.path.basename(dst_file)[: -len(".py")]
     try:
-        names = [n for n in os.listdir(src_cache) if n.startswith(stem + ".") and n.endswith(".pyc")
-                 and n[len(stem) + 1:].count(".") in (1, 2)]
+        names = [
+            n
+            for n in os.listdir(src_cache)
+            if n.startswith(stem + ".") and n.endswith(".pyc") and n[len(stem) + 1 :].count(".") in (1, 2)
+        ]
     except OSError:
         return 0
     if not names:
@@ -628,7 +666,7 @@ def _copy_pycache(src_file, dst_file, pycache_prefix=None, dst_final=None):
             st = os.fstat(src.fileno())
             if not stat.S_ISREG(st.st_mode):
                 continue
-            dst = os.path.join(dst_cache, dst_stem + name[len(stem):])
+            dst = os.path.join(dst_cache, dst_stem + name[len(stem) :])
             if pycache_prefix and os.path.lexists(dst):
                 # Left by an earlier build of this release id that failed after copying.
                 os.unlink(dst)
@@ -685,8 +723,19 @@ def _copy_owner_mode(path, st):
     os.chmod(path, stat.S_IMODE(st.st_mode))
 
 
-def build_release(layout, manifest, release_id, digest, archive=None, shared_paths=(), shared_owner=None,
-                  commit=None, source_label=None, pycache_prefix=None, split_entry=None):
+def build_release(
+    layout,
+    manifest,
+    release_id,
+    digest,
+    archive=None,
+    shared_paths=(),
+    shared_owner=None,
+    commit=None,
+    source_label=None,
+    pycache_prefix=None,
+    split_entry=None,
+):
     """Builds release ``release_id`` from hard links into the releases on disk, local copies and
     the lacking contents in ``archive`` (a tar of files named by sha256). Everything happens in
     ``.<id>.partial``, renamed to ``<id>`` at the end; a failure removes it. The caches of the
@@ -727,8 +776,9 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
                     os.link(by_mode[(sha, mode)], dst, follow_symlinks=False)
                     linked.add(rel)
                     counts["linked"] += 1
-                    counts["pycache_copied"] += _copy_pycache(by_mode[(sha, mode)], dst, pycache_prefix,
-                                                              os.path.join(final, rel))
+                    counts["pycache_copied"] += _copy_pycache(
+                        by_mode[(sha, mode)], dst, pycache_prefix, os.path.join(final, rel)
+                    )
                 elif sha in by_hash:
                     src = by_hash[sha]
                     with open(src, "rb") as handle:
@@ -762,9 +812,17 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
         for rel in reversed(dirs):
             os.chmod(os.path.join(partial, rel), manifest[rel][2])
         os.chmod(partial, 0o755)
-        meta = {"id": release_id, "digest": digest, "manifest": manifest, "mtimes": mtimes, "created": utc_stamp(),
-                "created_ns": time.time_ns(),
-                "commit": commit, "source": source_label, "shared_paths": list(shared_paths)}
+        meta = {
+            "id": release_id,
+            "digest": digest,
+            "manifest": manifest,
+            "mtimes": mtimes,
+            "created": utc_stamp(),
+            "created_ns": time.time_ns(),
+            "commit": commit,
+            "source": source_label,
+            "shared_paths": list(shared_paths),
+        }
         if launchers:
             meta["launchers"] = launchers
         write_json(layout.meta_path(release_id), meta)
@@ -805,8 +863,10 @@ def split_entry_scripts(partial, manifest, originals, split_entry):
             raise ReleaseError("entry script %s of the source: %s" % (rel, error))
         module_rel = os.path.join(os.path.dirname(rel), default_module_name(rel) + ".py")
         if module_rel in manifest:
-            raise ReleaseError("the source holds %s, the module the launcher of the entry script %s would be "
-                               "written to: rename it, or leave entry launchers off" % (module_rel, rel))
+            raise ReleaseError(
+                "the source holds %s, the module the launcher of the entry script %s would be "
+                "written to: rename it, or leave entry launchers off" % (module_rel, rel)
+            )
         if not os.path.isdir(originals):
             os.makedirs(originals, mode=0o700)
         original = str(len(launchers))
@@ -865,8 +925,10 @@ def _extract(archive, partial, needed):
                 count += 1
     missing = sorted(set(needed) - seen)
     if missing:
-        raise ReleaseError("archive %s lacks %d contents the release needs (for %s)"
-                           % (archive, len(missing), needed[missing[0]][0][0]))
+        raise ReleaseError(
+            "archive %s lacks %d contents the release needs (for %s)"
+            % (archive, len(missing), needed[missing[0]][0][0])
+        )
     return count
 
 
@@ -888,6 +950,7 @@ def ensure_shared(layout, shared_paths, owner_uid=None, group_gid=None, check_mo
 
 
 # --------------------------------------------------------------------------- host side: going live
+
 
 def _renameat2_exchange(a, b):
     """Swaps two names atomically (Linux renameat2 RENAME_EXCHANGE). False where unsupported."""
@@ -977,9 +1040,18 @@ def migrate_directory(layout):
             shutil.rmtree(layout.path)
             method = "copy"
         point_at(layout, migrated)
-    write_json(layout.meta_path(migrated), {"id": migrated, "digest": None, "manifest": None,
-                                            "created": utc_stamp(), "created_ns": time.time_ns(),
-                                            "migrated_from": layout.path, "method": method})
+    write_json(
+        layout.meta_path(migrated),
+        {
+            "id": migrated,
+            "digest": None,
+            "manifest": None,
+            "created": utc_stamp(),
+            "created_ns": time.time_ns(),
+            "migrated_from": layout.path,
+            "method": method,
+        },
+    )
     return migrated, method
 
 
@@ -1010,7 +1082,7 @@ def prune(layout, keep, protect, check_mode=False, adding=0, pycache_prefix=None
     would have built."""
     on_disk = layout.releases_on_disk()
     removable = [r for r in on_disk if r not in protect]
-    doomed = removable[:max(len(on_disk) + adding - keep, 0)]
+    doomed = removable[: max(len(on_disk) + adding - keep, 0)]
     if not check_mode:
         for release_id in doomed:
             remove_release(layout, release_id, pycache_prefix)
