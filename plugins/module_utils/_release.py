@@ -439,7 +439,6 @@ def content_index(layout, release_ids):
         meta = read_json(layout.meta_path(release_id), default=None)
         if not meta or not meta.get("manifest"):
             continue
-        base = layout.release_path(release_id)
         mtimes = meta.get("mtimes", {})
         launchers = meta.get("launchers") or {}
         for rel, (kind, size, mode, digest) in meta["manifest"].items():
@@ -795,7 +794,7 @@ def build_release(
             link = os.path.join(partial, shared)
             _make_parents(partial, os.path.dirname(shared))
             os.symlink(os.path.relpath(target, os.path.dirname(os.path.join(final, shared))), link)
-        for rel, (kind, _size, mode, _sha) in manifest.items():
+        for rel, (kind, _size, _mode, _sha) in manifest.items():
             if kind == FILE:
                 mtimes[rel] = os.lstat(os.path.join(partial, rel)).st_mtime_ns
         if label_base:
