@@ -16,6 +16,7 @@ Host layout, for a root ``/usr/lib/cgi-bin``::
     /usr/lib/.cgi-bin.releases/.meta/failures.json                    releases discarded after a failed check
     /usr/lib/.cgi-bin.shared/<rel>                                     shared paths
 """
+
 from __future__ import annotations
 
 import base64
@@ -33,6 +34,7 @@ import stat
 import tarfile
 import time
 import zlib
+from typing import TYPE_CHECKING, Any, cast
 
 from ansible_collections.pycgi.hosting.plugins.module_utils._launcher import (
     LAUNCHER_MAX_SIZE,
@@ -42,6 +44,16 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._launcher import (
     launcher_module,
     split_first_line,
 )
+
+if TYPE_CHECKING:
+    from typing import IO, Callable, Collection, Container, Iterable, Iterator, Sequence
+
+    # A manifest, as JSON has it: {rel: [type, size, mode, sha256 or link target]}.
+    Manifest = dict[str, list[Any]]
+    # The walked entries of a source: [(rel, lstat result)].
+    Entries = list[tuple[str, os.stat_result]]
+    # The contents an archive must hold: {sha256: [(rel, size, mode)]}.
+    Needed = dict[str, list[tuple[str, int, int]]]
 
 # Names never taken from a source: version control and bytecode (the host compiles its own).
 ALWAYS_EXCLUDED_DIRS = (".git", "__pycache__")
@@ -67,7 +79,8 @@ class ReleaseError(Exception):
 
 # --------------------------------------------------------------------------- controller side
 
-def _excluded(rel, name, is_dir, patterns):
+
+def _excluded(rel: str, name: str, is_dir: bool, patterns: Iterable[str]) -> bool:
     if is_dir and name in ALWAYS_EXCLUDED_DIRS:
         return True
     if not is_dir and any(fnmatch.fnmatchcase(name, p) for p in ALWAYS_EXCLUDED_FILES):
@@ -78,14 +91,14 @@ def _excluded(rel, name, is_dir, patterns):
     return False
 
 
-def walk_source(source, exclude=()):
+def walk_source(source: str, exclude: Collection[str] = ()) -> Entries:
     """The entries of ``source`` that a release holds: ``[(rel, lstat_result)]``, sorted, the
     excluded ones (and everything below an excluded directory) left out. Symlinks are not
     followed."""
     source = os.path.abspath(source)
     if not os.path.isdir(source):
         raise ReleaseError("source %s is not a directory" % source)
-    entries = []
+    entries: Entries = []
     stack = [""]
     while stack:
         rel_dir = stack.pop()
@@ -104,17 +117,20 @@ def walk_source(source, exclude=()):
     return entries
 
 
-def stat_signature(source, entries):
+def stat_signature(source: str, entries: Iterable[tuple[str, os.stat_result]]) -> str:
     """A cheap fingerprint of the tree: path, type, size, mode, mtime_ns, ctime_ns and inode of
     every entry. Equal signatures mean the hashes need not be computed again."""
     digest = hashlib.sha256(os.path.abspath(source).encode("utf-8", "surrogateescape"))
     for rel, st in entries:
-        digest.update(("\0%s\0%d\0%d\0%d\0%d\0%d" % (rel, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                                                     st.st_ino)).encode("utf-8", "surrogateescape"))
+        digest.update(
+            (
+                "\0%s\0%d\0%d\0%d\0%d\0%d" % (rel, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            ).encode("utf-8", "surrogateescape")
+        )
     return digest.hexdigest()
 
 
-def file_sha256(path):
+def file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):
@@ -122,20 +138,22 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def check_link(source, rel, target):
+def check_link(source: str, rel: str, target: str) -> None:
     """Refuses a symlink whose target leaves the source (absolute, or resolving outside it)."""
     root = os.path.realpath(source)
     if os.path.isabs(target):
-        raise ReleaseError("symlink %s in %s points to an absolute path (%s): only links inside the source are kept"
-                           % (rel, source, target))
+        raise ReleaseError(
+            "symlink %s in %s points to an absolute path (%s): only links inside the source are kept"
+            % (rel, source, target)
+        )
     resolved = os.path.realpath(os.path.join(root, os.path.dirname(rel), target))
     if resolved != root and not resolved.startswith(root + os.sep):
         raise ReleaseError("symlink %s in %s points outside the source (%s)" % (rel, source, target))
 
 
-def build_manifest(source, entries):
+def build_manifest(source: str, entries: Iterable[tuple[str, os.stat_result]]) -> Manifest:
     """``{rel: [type, size, mode, sha256 or link target]}`` for the walked entries."""
-    manifest = {}
+    manifest: Manifest = {}
     for rel, st in entries:
         mode = stat.S_IMODE(st.st_mode)
         full = os.path.join(source, rel)
@@ -152,35 +170,36 @@ def build_manifest(source, entries):
     return manifest
 
 
-def encode_manifest(manifest):
+def encode_manifest(manifest: Manifest) -> str:
     """The manifest as the action plugin sends it: compressed JSON (a third of the bytes)."""
     text = json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode("utf-8", "surrogateescape")
     return COMPRESSED_PREFIX + base64.b64encode(zlib.compress(text, 6)).decode("ascii")
 
 
-def decode_manifest(text):
+def decode_manifest(text: str) -> Any:
     """A manifest argument: plain JSON, or ``encode_manifest``'s form."""
     try:
         if text.startswith(COMPRESSED_PREFIX):
-            text = zlib.decompress(base64.b64decode(text[len(COMPRESSED_PREFIX):], validate=True)).decode(
-                "utf-8", "surrogateescape")
+            text = zlib.decompress(base64.b64decode(text[len(COMPRESSED_PREFIX) :], validate=True)).decode(
+                "utf-8", "surrogateescape"
+            )
         manifest = json.loads(text)
     except (ValueError, zlib.error) as exc:
         raise ReleaseError("manifest is not valid JSON: %s" % exc)
     return manifest
 
 
-def manifest_digest(manifest, shared_paths=(), entry_launchers=False):
+def manifest_digest(manifest: Manifest, shared_paths: Iterable[str] = (), entry_launchers: bool = False) -> str:
     """The content hash of a release: its manifest, its shared paths and whether its entry
     scripts are launchers (left out when they are not, so older releases keep their hash)."""
-    parts = [sorted(manifest.items()), sorted(shared_paths)]
+    parts: list[Any] = [sorted(manifest.items()), sorted(shared_paths)]
     if entry_launchers:
         parts.append("entry_launchers")
     text = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def cached_manifest(source, exclude, cache_dir):
+def cached_manifest(source: str, exclude: Collection[str], cache_dir: str) -> tuple[Manifest, str]:
     """The manifest of ``source``, hashed at most once while the tree does not change, also
     across processes (Ansible's forks): the result is kept in ``cache_dir`` under a lock, with
     the tree's stat signature. Returns ``(manifest, "hit" | "miss")``."""
@@ -206,10 +225,10 @@ def cached_manifest(source, exclude, cache_dir):
         return manifest, "miss"
 
 
-def lacking_files(manifest, lacking):
+def lacking_files(manifest: Manifest, lacking: Iterable[str]) -> list[tuple[str, str]]:
     """``[(sha256, rel)]``: for each lacking content hash, one path of the source that holds it."""
     wanted = set(lacking)
-    chosen = {}
+    chosen: dict[str, str] = {}
     for rel, (kind, _size, _mode, digest) in sorted(manifest.items()):
         if kind == FILE and digest in wanted and digest not in chosen:
             chosen[digest] = rel
@@ -219,7 +238,7 @@ def lacking_files(manifest, lacking):
     return sorted(chosen.items())
 
 
-def write_archive(source, manifest, lacking, dest):
+def write_archive(source: str, manifest: Manifest, lacking: Iterable[str], dest: str) -> tuple[int, int]:
     """An uncompressed tar at ``dest`` holding each lacking content once, named by its sha256.
     Each file is checked against its manifest hash while it is read. Returns (files, bytes)."""
     count = total = 0
@@ -243,17 +262,18 @@ def write_archive(source, manifest, lacking, dest):
 
 # --------------------------------------------------------------------------- host side: layout
 
-def default_releases_dir(path):
+
+def default_releases_dir(path: str) -> str:
     path = path.rstrip("/")
     return os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".releases")
 
 
-def shared_root(path):
+def shared_root(path: str) -> str:
     path = path.rstrip("/")
     return os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".shared")
 
 
-def write_json(path, data, mode=0o644):
+def write_json(path: str, data: Any, mode: int = 0o644) -> None:
     """Writes JSON atomically: a temporary file beside ``path``, then rename."""
     tmp = "%s.%d.tmp" % (path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
@@ -267,7 +287,7 @@ def write_json(path, data, mode=0o644):
         raise
 
 
-def read_json(path, default=None):
+def read_json(path: str, default: Any = None) -> Any:
     try:
         with open(path) as handle:
             return json.load(handle)
@@ -280,7 +300,7 @@ def read_json(path, default=None):
 class Layout:
     """The names of a root's release directories."""
 
-    def __init__(self, path, releases_dir=None):
+    def __init__(self, path: str, releases_dir: str | None = None) -> None:
         self.path = os.path.abspath(path).rstrip("/") or "/"
         if self.path == "/":
             raise ReleaseError("path / cannot be a release root")
@@ -288,40 +308,45 @@ class Layout:
         self.meta = os.path.join(self.releases, META_DIR)
         self.shared = shared_root(self.path)
 
-    def release_path(self, release_id):
+    def release_path(self, release_id: str) -> str:
         return os.path.join(self.releases, release_id)
 
-    def meta_path(self, release_id):
+    def meta_path(self, release_id: str) -> str:
         return os.path.join(self.meta, release_id + ".json")
 
-    def originals_path(self, release_id):
+    def originals_path(self, release_id: str) -> str:
         """Where a release keeps the entry scripts it turned into launchers, as pushed (one link
         each, outside the served tree), so that later pushes can still link their content."""
         return os.path.join(self.meta, release_id + ENTRY_SUFFIX)
 
-    def history(self):
+    def history(self) -> list[dict[str, Any]]:
         return read_json(os.path.join(self.meta, HISTORY), default=[])
 
-    def record_live(self, release_id, how):
+    def record_live(self, release_id: str, how: str) -> None:
         history = self.history()
         history.append({"id": release_id, "how": how, "time": utc_stamp()})
         write_json(os.path.join(self.meta, HISTORY), history[-100:])
 
-    def releases_on_disk(self):
+    def releases_on_disk(self) -> list[str]:
         """Release ids in the releases directory, oldest first (by their recorded time)."""
         try:
-            names = [n for n in os.listdir(self.releases)
-                     if not n.startswith(".") and os.path.isdir(os.path.join(self.releases, n))
-                     and not os.path.islink(os.path.join(self.releases, n))]
+            names = [
+                n
+                for n in os.listdir(self.releases)
+                if not n.startswith(".")
+                and os.path.isdir(os.path.join(self.releases, n))
+                and not os.path.islink(os.path.join(self.releases, n))
+            ]
         except FileNotFoundError:
             return []
 
-        def created(name):
+        def created(name: str) -> int:
             meta = read_json(self.meta_path(name), default={}) or {}
             return meta.get("created_ns") or os.lstat(os.path.join(self.releases, name)).st_mtime_ns
+
         return sorted(names, key=lambda n: (created(n), n))
 
-    def live(self):
+    def live(self) -> tuple[str, str | None]:
         """``(kind, release id or None)``: kind ``missing``, ``directory`` (a plain directory,
         today's layout) or ``link``; the id is None for a link whose release is gone."""
         try:
@@ -335,26 +360,27 @@ class Layout:
         target = os.readlink(self.path)
         full = os.path.normpath(os.path.join(os.path.dirname(self.path), target))
         if os.path.dirname(full) != self.releases:
-            raise ReleaseError("%s is a symlink to %s, which is not a release in %s: not changed"
-                               % (self.path, target, self.releases))
+            raise ReleaseError(
+                "%s is a symlink to %s, which is not a release in %s: not changed" % (self.path, target, self.releases)
+            )
         release_id = os.path.basename(full)
         return "link", release_id if os.path.isdir(full) else None
 
-    def link_target(self, release_id):
+    def link_target(self, release_id: str) -> str:
         """The symlink's text: relative when the releases live beside the root."""
         full = self.release_path(release_id)
         return os.path.relpath(full, os.path.dirname(self.path))
 
 
-def utc_stamp(when=None):
+def utc_stamp(when: float | None = None) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if when is None else when))
 
 
-def new_release_id(digest, commit=None):
-    return "%s-%s" % (utc_stamp(), (commit or digest)[:10 if commit else 8])
+def new_release_id(digest: str, commit: str | None = None) -> str:
+    return "%s-%s" % (utc_stamp(), (commit or digest)[: 10 if commit else 8])
 
 
-def lock_layout(layout):
+def lock_layout(layout: Layout) -> IO[str]:
     """An exclusive lock on the root's releases for the rest of the process (one push at a time)."""
     os.makedirs(layout.meta, mode=0o755, exist_ok=True)
     handle = open(os.path.join(layout.releases, LOCK), "a")
@@ -364,7 +390,8 @@ def lock_layout(layout):
 
 # --------------------------------------------------------------------------- host side: planning
 
-def validate_manifest(manifest, shared_paths=()):
+
+def validate_manifest(manifest: Manifest, shared_paths: Iterable[str] = ()) -> None:
     """Refuses a manifest that could write outside the release: bad names, a parent that is not
     a directory of the manifest, links leaving it, a source file at a shared path."""
     if not isinstance(manifest, dict):
@@ -388,36 +415,43 @@ def validate_manifest(manifest, shared_paths=()):
         check_shared_path(shared)
         inside = sorted((manifest[r][0] == DIRECTORY, r) for r in manifest if r == shared or r.startswith(shared + "/"))
         if inside:
-            raise ReleaseError("source file %s is at the shared path %s: shared paths live outside the "
-                               "releases; remove it from the source or exclude it" % (inside[0][1], shared))
+            raise ReleaseError(
+                "source file %s is at the shared path %s: shared paths live outside the "
+                "releases; remove it from the source or exclude it" % (inside[0][1], shared)
+            )
         for rel in manifest:
             if shared.startswith(rel + "/") and manifest[rel][0] != DIRECTORY:
                 raise ReleaseError("source file %s is in the way of the shared path %s" % (rel, shared))
 
 
-def check_shared_path(shared):
+def check_shared_path(shared: str) -> None:
     if not shared or shared.startswith("/") or any(p in ("", ".", "..") for p in shared.split("/")):
         raise ReleaseError("shared path %r must be a plain relative path" % shared)
 
 
-def _same_file(path, size, mode, mtime_ns=None):
+def _same_file(path: str, size: int, mode: int, mtime_ns: int | None = None) -> bool:
     try:
         st = os.lstat(path)
     except OSError:
         return False
-    return (stat.S_ISREG(st.st_mode) and st.st_size == size and stat.S_IMODE(st.st_mode) == mode
-            and (mtime_ns is None or st.st_mtime_ns == mtime_ns))
+    return (
+        stat.S_ISREG(st.st_mode)
+        and st.st_size == size
+        and stat.S_IMODE(st.st_mode) == mode
+        and (mtime_ns is None or st.st_mtime_ns == mtime_ns)
+    )
 
 
-def content_index(layout, release_ids):
+def content_index(layout: Layout, release_ids: Sequence[str]) -> tuple[dict[tuple[str, int], str], dict[str, str]]:
     """``{(sha256, mode): path}`` and ``{sha256: path}`` of the files of the releases on disk
     whose recorded size, mode and mtime still hold (a file edited in place is not trusted)."""
+    by_mode: dict[tuple[str, int], str]
+    by_hash: dict[str, str]
     by_mode, by_hash = {}, {}
     for release_id in reversed(release_ids):  # the newest first
         meta = read_json(layout.meta_path(release_id), default=None)
         if not meta or not meta.get("manifest"):
             continue
-        base = layout.release_path(release_id)
         mtimes = meta.get("mtimes", {})
         launchers = meta.get("launchers") or {}
         for rel, (kind, size, mode, digest) in meta["manifest"].items():
@@ -430,7 +464,7 @@ def content_index(layout, release_ids):
     return by_mode, by_hash
 
 
-def _content_path(layout, release_id, rel, launchers):
+def _content_path(layout: Layout, release_id: str, rel: str, launchers: dict[str, Any]) -> str:
     """The file holding the pushed content of ``rel``: the release's own file, or for an entry
     script turned into a launcher, the original kept beside the release's record."""
     if rel in launchers:
@@ -438,7 +472,7 @@ def _content_path(layout, release_id, rel, launchers):
     return os.path.join(layout.release_path(release_id), rel)
 
 
-def release_intact(layout, release_id, meta):
+def release_intact(layout: Layout, release_id: str, meta: dict[str, Any]) -> bool:
     """True when the files a release recorded are still there, unchanged (size, mode, mtime),
     the launchers and modules it wrote included."""
     base = layout.release_path(release_id)
@@ -459,7 +493,13 @@ def release_intact(layout, release_id, meta):
     return True
 
 
-def release_with_digest(layout, digest, shared_paths=(), entry_launchers=False, prefer=None):
+def release_with_digest(
+    layout: Layout,
+    digest: str | None,
+    shared_paths: Collection[str] = (),
+    entry_launchers: bool = False,
+    prefer: str | None = None,
+) -> tuple[str | None, Manifest | None]:
     """The release on the host that holds the manifest whose hash is ``digest`` (with these
     shared paths and launcher setting), for a push that sends only the hash. ``prefer`` (the live
     release) is tried first, then the others, newest first. A record is trusted only if its
@@ -469,10 +509,14 @@ def release_with_digest(layout, digest, shared_paths=(), entry_launchers=False, 
     if not HASH_RE.match(digest or ""):
         raise ReleaseError("digest %r is not a sha256 hex digest" % (digest,))
 
-    def candidates():
+    def candidates() -> Iterator[str]:
         # The live release first, without reading every other record.
-        if prefer and RELEASE_ID_RE.match(prefer) and os.path.isdir(layout.release_path(prefer)) \
-                and not os.path.islink(layout.release_path(prefer)):
+        if (
+            prefer
+            and RELEASE_ID_RE.match(prefer)
+            and os.path.isdir(layout.release_path(prefer))
+            and not os.path.islink(layout.release_path(prefer))
+        ):
             yield prefer
         for other in reversed(layout.releases_on_disk()):
             if other != prefer:
@@ -495,19 +539,27 @@ def release_with_digest(layout, digest, shared_paths=(), entry_launchers=False, 
     return None, None
 
 
-def plan_release(layout, manifest, shared_paths=(), entry_launchers=False):
+def plan_release(
+    layout: Layout, manifest: Manifest, shared_paths: Collection[str] = (), entry_launchers: bool = False
+) -> dict[str, Any]:
     """What building this manifest on the host needs. Returns a dict: ``digest``, ``reuse``
     (an identical release's id, or None), ``lacking`` (content hashes found in no release),
     ``lacking_bytes``, ``link`` / ``copy`` counts (files taken from existing releases)."""
     validate_manifest(manifest, shared_paths)
     digest = manifest_digest(manifest, shared_paths, entry_launchers)
     reuse, _manifest = release_with_digest(layout, digest, shared_paths, entry_launchers)
-    plan = {"digest": digest, "reuse": reuse, "lacking": [], "lacking_bytes": 0,
-            "linked": 0, "copied": 0}
+    plan: dict[str, Any] = {
+        "digest": digest,
+        "reuse": reuse,
+        "lacking": [],
+        "lacking_bytes": 0,
+        "linked": 0,
+        "copied": 0,
+    }
     if plan["reuse"]:
         return plan
     by_mode, by_hash = content_index(layout, layout.releases_on_disk())
-    lacking = {}
+    lacking: dict[str, int] = {}
     for _rel, (kind, size, mode, sha) in manifest.items():
         if kind != FILE:
             continue
@@ -522,7 +574,7 @@ def plan_release(layout, manifest, shared_paths=(), entry_launchers=False):
     return plan
 
 
-def manifest_diff(old, new):
+def manifest_diff(old: Manifest | None, new: Manifest) -> dict[str, list[str]]:
     """Files added, changed and removed from manifest ``old`` to ``new`` (directories left out)."""
     old = old or {}
     added = sorted(r for r, e in new.items() if e[0] != DIRECTORY and r not in old)
@@ -533,21 +585,31 @@ def manifest_diff(old, new):
 
 # --------------------------------------------------------------------------- host side: building
 
-def _check_member(member, wanted):
+
+def _check_member(member: tarfile.TarInfo, wanted: Container[str]) -> None:
     name = member.name
     if name.startswith("/"):
         raise ReleaseError("archive member %s has an absolute name: refused" % name)
     if ".." in name.split("/"):
         raise ReleaseError("archive member %s climbs out with '..': refused" % name)
     if not member.isreg():
-        kind = ("symlink" if member.issym() else "hard link" if member.islnk() else
-                "device" if (member.ischr() or member.isblk()) else "directory" if member.isdir() else "special file")
+        kind = (
+            "symlink"
+            if member.issym()
+            else "hard link"
+            if member.islnk()
+            else "device"
+            if (member.ischr() or member.isblk())
+            else "directory"
+            if member.isdir()
+            else "special file"
+        )
         raise ReleaseError("archive member %s is a %s: only regular files are accepted" % (name, kind))
     if not HASH_RE.match(name) or name not in wanted:
         raise ReleaseError("archive member %s is not content this release lacks: refused" % name)
 
 
-def _write_new(path, source_handle, size, mode, mtime, digest):
+def _write_new(path: str, source_handle: IO[bytes], size: int, mode: int, mtime: float, digest: str) -> None:
     """Creates ``path`` (never through a symlink, never over an existing file) from a stream,
     checking its sha256."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -564,17 +626,17 @@ def _write_new(path, source_handle, size, mode, mtime, digest):
     os.utime(path, (mtime, mtime), follow_symlinks=False)
 
 
-def prefix_cache_dir(prefix, directory):
+def prefix_cache_dir(prefix: str, directory: str) -> str:
     """Where Python keeps the caches of the sources in ``directory`` under PYTHONPYCACHEPREFIX
     ``prefix``: the directory's real path (as sys.path has it) below the prefix, with no
     ``__pycache__``."""
     return os.path.join(prefix, os.path.realpath(directory).lstrip("/"))
 
 
-def _make_cache_dirs(src_dir, dst_dir):
+def _make_cache_dirs(src_dir: str, dst_dir: str) -> None:
     """Creates ``dst_dir`` and its missing parents, each with the owner and mode of its
     counterpart above ``src_dir`` (the cache trees of two releases, side by side)."""
-    missing = []
+    missing: list[tuple[str, str]] = []
     src, dst = src_dir, dst_dir
     while not os.path.isdir(dst):
         missing.append((src, dst))
@@ -585,7 +647,7 @@ def _make_cache_dirs(src_dir, dst_dir):
         _copy_label(src, dst)
 
 
-def _copy_pycache(src_file, dst_file, pycache_prefix=None, dst_final=None):
+def _copy_pycache(src_file: str, dst_file: str, pycache_prefix: str | None = None, dst_final: str | None = None) -> int:
     """Copies the caches of ``src_file`` (``__pycache__/<stem>.*.pyc`` beside it, or below
     ``pycache_prefix`` when the web server runs with one) to where Python will look for those of
     ``dst_file``, whose path once its release is live is ``dst_final``. The source is the same
@@ -608,10 +670,13 @@ def _copy_pycache(src_file, dst_file, pycache_prefix=None, dst_final=None):
         src_cache = os.path.join(os.path.dirname(src_file), "__pycache__")
         dst_cache = os.path.join(os.path.dirname(dst_file), "__pycache__")
     stem = os.path.basename(src_file).rpartition(".")[0] or os.path.basename(src_file)
-    dst_stem = os.path.basename(dst_file)[:-len(".py")]
+    dst_stem = os.path.basename(dst_file)[: -len(".py")]
     try:
-        names = [n for n in os.listdir(src_cache) if n.startswith(stem + ".") and n.endswith(".pyc")
-                 and n[len(stem) + 1:].count(".") in (1, 2)]
+        names = [
+            n
+            for n in os.listdir(src_cache)
+            if n.startswith(stem + ".") and n.endswith(".pyc") and n[len(stem) + 1 :].count(".") in (1, 2)
+        ]
     except OSError:
         return 0
     if not names:
@@ -628,7 +693,7 @@ def _copy_pycache(src_file, dst_file, pycache_prefix=None, dst_final=None):
             st = os.fstat(src.fileno())
             if not stat.S_ISREG(st.st_mode):
                 continue
-            dst = os.path.join(dst_cache, dst_stem + name[len(stem):])
+            dst = os.path.join(dst_cache, dst_stem + name[len(stem) :])
             if pycache_prefix and os.path.lexists(dst):
                 # Left by an earlier build of this release id that failed after copying.
                 os.unlink(dst)
@@ -646,7 +711,7 @@ SELINUX_XATTR = "security.selinux"
 LABEL_ERRORS = (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT, errno.EPERM, errno.EACCES)
 
 
-def _copy_label(source, target):
+def _copy_label(source: str, target: str) -> None:
     """Gives ``target`` the SELinux label of ``source`` (neither followed), when it has one:
     the same relative path in the release the new one follows, whose label the rules that
     cover every release gave it, so that labelling the new release finds it right instead of
@@ -663,9 +728,11 @@ def _copy_label(source, target):
             raise
 
 
-def _label_base(layout, on_disk):
+def _label_base(layout: Layout, on_disk: Sequence[str]) -> str | None:
     """The tree whose labels a new release copies: the live release, the plain directory a
     first push migrates, or the newest release on disk; None when there is none."""
+    kind: str | None
+    live: str | None
     try:
         kind, live = layout.live()
     except ReleaseError:
@@ -677,7 +744,7 @@ def _label_base(layout, on_disk):
     return layout.release_path(on_disk[-1]) if on_disk else None
 
 
-def _copy_owner_mode(path, st):
+def _copy_owner_mode(path: str, st: os.stat_result) -> None:
     try:
         os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
     except PermissionError:
@@ -685,8 +752,19 @@ def _copy_owner_mode(path, st):
     os.chmod(path, stat.S_IMODE(st.st_mode))
 
 
-def build_release(layout, manifest, release_id, digest, archive=None, shared_paths=(), shared_owner=None,
-                  commit=None, source_label=None, pycache_prefix=None, split_entry=None):
+def build_release(
+    layout: Layout,
+    manifest: Manifest,
+    release_id: str,
+    digest: str,
+    archive: str | None = None,
+    shared_paths: Collection[str] = (),
+    shared_owner: str | None = None,
+    commit: str | None = None,
+    source_label: str | None = None,
+    pycache_prefix: str | None = None,
+    split_entry: Callable[[str], str | None] | None = None,
+) -> dict[str, Any]:
     """Builds release ``release_id`` from hard links into the releases on disk, local copies and
     the lacking contents in ``archive`` (a tar of files named by sha256). Everything happens in
     ``.<id>.partial``, renamed to ``<id>`` at the end; a failure removes it. The caches of the
@@ -705,7 +783,7 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
     on_disk = layout.releases_on_disk()
     by_mode, by_hash = content_index(layout, on_disk)
     label_base = _label_base(layout, on_disk)
-    counts = {"linked": 0, "copied": 0, "extracted": 0, "pycache_copied": 0, "launchers": []}
+    counts: dict[str, Any] = {"linked": 0, "copied": 0, "extracted": 0, "pycache_copied": 0, "launchers": []}
     if os.path.lexists(partial):
         shutil.rmtree(partial)
     # Left by a run killed while it built this release (the partial directory is gone with it).
@@ -715,9 +793,9 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
         dirs = sorted(r for r, e in manifest.items() if e[0] == DIRECTORY)
         for rel in dirs:
             os.mkdir(os.path.join(partial, rel), 0o700)
-        mtimes = {}
-        needed = {}
-        linked = set()
+        mtimes: dict[str, int] = {}
+        needed: Needed = {}
+        linked: set[str] = set()
         for rel, (kind, size, mode, sha) in sorted(manifest.items()):
             dst = os.path.join(partial, rel)
             if kind == LINK:
@@ -727,8 +805,9 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
                     os.link(by_mode[(sha, mode)], dst, follow_symlinks=False)
                     linked.add(rel)
                     counts["linked"] += 1
-                    counts["pycache_copied"] += _copy_pycache(by_mode[(sha, mode)], dst, pycache_prefix,
-                                                              os.path.join(final, rel))
+                    counts["pycache_copied"] += _copy_pycache(
+                        by_mode[(sha, mode)], dst, pycache_prefix, os.path.join(final, rel)
+                    )
                 elif sha in by_hash:
                     src = by_hash[sha]
                     with open(src, "rb") as handle:
@@ -745,7 +824,7 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
             link = os.path.join(partial, shared)
             _make_parents(partial, os.path.dirname(shared))
             os.symlink(os.path.relpath(target, os.path.dirname(os.path.join(final, shared))), link)
-        for rel, (kind, _size, mode, _sha) in manifest.items():
+        for rel, (kind, _size, _mode, _sha) in manifest.items():
             if kind == FILE:
                 mtimes[rel] = os.lstat(os.path.join(partial, rel)).st_mtime_ns
         if label_base:
@@ -755,16 +834,24 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
             for rel in manifest:
                 if rel not in linked:
                     _copy_label(os.path.join(label_base, rel), os.path.join(partial, rel))
-        launchers = {}
+        launchers: dict[str, dict[str, Any]] = {}
         if split_entry is not None:
             launchers = split_entry_scripts(partial, manifest, originals, split_entry)
             counts["launchers"] = sorted(launchers)
         for rel in reversed(dirs):
             os.chmod(os.path.join(partial, rel), manifest[rel][2])
         os.chmod(partial, 0o755)
-        meta = {"id": release_id, "digest": digest, "manifest": manifest, "mtimes": mtimes, "created": utc_stamp(),
-                "created_ns": time.time_ns(),
-                "commit": commit, "source": source_label, "shared_paths": list(shared_paths)}
+        meta = {
+            "id": release_id,
+            "digest": digest,
+            "manifest": manifest,
+            "mtimes": mtimes,
+            "created": utc_stamp(),
+            "created_ns": time.time_ns(),
+            "commit": commit,
+            "source": source_label,
+            "shared_paths": list(shared_paths),
+        }
         if launchers:
             meta["launchers"] = launchers
         write_json(layout.meta_path(release_id), meta)
@@ -781,7 +868,9 @@ def build_release(layout, manifest, release_id, digest, archive=None, shared_pat
     return counts
 
 
-def split_entry_scripts(partial, manifest, originals, split_entry):
+def split_entry_scripts(
+    partial: str, manifest: Manifest, originals: str, split_entry: Callable[[str], str | None]
+) -> dict[str, dict[str, Any]]:
     """Turns the entry scripts of a partial release into launchers with ``split_entry`` (the
     entry_launcher module's plan and apply). An entry script is a file of the manifest with an
     execute bit whose first line is a python shebang, and that is not a launcher already.
@@ -791,7 +880,7 @@ def split_entry_scripts(partial, manifest, originals, split_entry):
     that, the pushed script gets a second link in ``originals`` (outside the served tree): a
     later push links its content from there. Returns ``{rel: {"module": rel, "original": name,
     "files": {rel: [size, mode, mtime_ns]}}}`` for the scripts split."""
-    launchers = {}
+    launchers: dict[str, dict[str, Any]] = {}
     for rel, (kind, _size, mode, _sha) in sorted(manifest.items()):
         if kind != FILE or not mode & 0o111:
             continue
@@ -805,8 +894,10 @@ def split_entry_scripts(partial, manifest, originals, split_entry):
             raise ReleaseError("entry script %s of the source: %s" % (rel, error))
         module_rel = os.path.join(os.path.dirname(rel), default_module_name(rel) + ".py")
         if module_rel in manifest:
-            raise ReleaseError("the source holds %s, the module the launcher of the entry script %s would be "
-                               "written to: rename it, or leave entry launchers off" % (module_rel, rel))
+            raise ReleaseError(
+                "the source holds %s, the module the launcher of the entry script %s would be "
+                "written to: rename it, or leave entry launchers off" % (module_rel, rel)
+            )
         if not os.path.isdir(originals):
             os.makedirs(originals, mode=0o700)
         original = str(len(launchers))
@@ -819,7 +910,7 @@ def split_entry_scripts(partial, manifest, originals, split_entry):
             os.unlink(os.path.join(originals, original))
             continue
         module_rel = os.path.relpath(module_path, partial)
-        files = {}
+        files: dict[str, list[int]] = {}
         for written in (rel, module_rel):
             st = os.lstat(os.path.join(partial, written))
             files[written] = [st.st_size, stat.S_IMODE(st.st_mode), st.st_mtime_ns]
@@ -827,7 +918,7 @@ def split_entry_scripts(partial, manifest, originals, split_entry):
     return launchers
 
 
-def _make_parents(base, rel_dir):
+def _make_parents(base: str, rel_dir: str) -> None:
     if not rel_dir:
         return
     current = base
@@ -839,10 +930,10 @@ def _make_parents(base, rel_dir):
             os.mkdir(current, 0o755)
 
 
-def _extract(archive, partial, needed):
+def _extract(archive: str, partial: str, needed: Needed) -> int:
     """Writes each needed content from the archive into every path that wants it."""
     count = 0
-    seen = set()
+    seen: set[str] = set()
     try:
         tar = tarfile.open(archive, "r:")
     except (OSError, tarfile.TarError) as exc:
@@ -853,11 +944,11 @@ def _extract(archive, partial, needed):
             if member.name in seen:
                 raise ReleaseError("archive member %s appears twice: refused" % member.name)
             seen.add(member.name)
-            first = None
+            first: str | None = None
             for rel, size, mode in needed[member.name]:
                 dst = os.path.join(partial, rel)
                 if first is None:
-                    _write_new(dst, tar.extractfile(member), size, mode, member.mtime, member.name)
+                    _write_new(dst, cast("IO[bytes]", tar.extractfile(member)), size, mode, member.mtime, member.name)
                     first = dst
                 else:
                     with open(first, "rb") as handle:
@@ -865,14 +956,22 @@ def _extract(archive, partial, needed):
                 count += 1
     missing = sorted(set(needed) - seen)
     if missing:
-        raise ReleaseError("archive %s lacks %d contents the release needs (for %s)"
-                           % (archive, len(missing), needed[missing[0]][0][0]))
+        raise ReleaseError(
+            "archive %s lacks %d contents the release needs (for %s)"
+            % (archive, len(missing), needed[missing[0]][0][0])
+        )
     return count
 
 
-def ensure_shared(layout, shared_paths, owner_uid=None, group_gid=None, check_mode=False):
+def ensure_shared(
+    layout: Layout,
+    shared_paths: Iterable[str],
+    owner_uid: int | None = None,
+    group_gid: int | None = None,
+    check_mode: bool = False,
+) -> list[str]:
     """Creates the shared directories that are missing (owned as given). Returns those created."""
-    created = []
+    created: list[str] = []
     for shared in shared_paths:
         check_shared_path(shared)
         target = os.path.join(layout.shared, shared)
@@ -889,7 +988,8 @@ def ensure_shared(layout, shared_paths, owner_uid=None, group_gid=None, check_mo
 
 # --------------------------------------------------------------------------- host side: going live
 
-def _renameat2_exchange(a, b):
+
+def _renameat2_exchange(a: str, b: str) -> bool:
     """Swaps two names atomically (Linux renameat2 RENAME_EXCHANGE). False where unsupported."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -906,7 +1006,7 @@ def _renameat2_exchange(a, b):
     raise OSError(err, os.strerror(err), a)
 
 
-def _temp_link(layout, release_id):
+def _temp_link(layout: Layout, release_id: str) -> str:
     tmp = os.path.join(os.path.dirname(layout.path), ".%s.%d.new" % (os.path.basename(layout.path), os.getpid()))
     if os.path.lexists(tmp):
         os.unlink(tmp)
@@ -914,7 +1014,7 @@ def _temp_link(layout, release_id):
     return tmp
 
 
-def point_at(layout, release_id):
+def point_at(layout: Layout, release_id: str) -> None:
     """Makes ``path`` a symlink to the release: a new link beside it renamed over it (atomic)."""
     tmp = _temp_link(layout, release_id)
     try:
@@ -925,7 +1025,7 @@ def point_at(layout, release_id):
         raise
 
 
-def _copy_tree_exactly(src, dst):
+def _copy_tree_exactly(src: str, dst: str) -> None:
     """Copies a directory with its links, modes, times and owners (for file systems that cannot
     rename it, such as a directory of an overlayfs lower layer)."""
     shutil.copytree(src, dst, symlinks=True, copy_function=shutil.copy2)
@@ -938,7 +1038,7 @@ def _copy_tree_exactly(src, dst):
                 os.chmod(target, stat.S_IMODE(st.st_mode))
 
 
-def migrate_directory(layout):
+def migrate_directory(layout: Layout) -> tuple[str, str]:
     """Turns the plain directory ``path`` into release ``migrated-<time>``, with ``path`` a
     symlink to it: the same directory, same inodes, under its new name. Returns
     ``(migrated id, method)``:
@@ -977,15 +1077,24 @@ def migrate_directory(layout):
             shutil.rmtree(layout.path)
             method = "copy"
         point_at(layout, migrated)
-    write_json(layout.meta_path(migrated), {"id": migrated, "digest": None, "manifest": None,
-                                            "created": utc_stamp(), "created_ns": time.time_ns(),
-                                            "migrated_from": layout.path, "method": method})
+    write_json(
+        layout.meta_path(migrated),
+        {
+            "id": migrated,
+            "digest": None,
+            "manifest": None,
+            "created": utc_stamp(),
+            "created_ns": time.time_ns(),
+            "migrated_from": layout.path,
+            "method": method,
+        },
+    )
     return migrated, method
 
 
-def files_not_in(directory, manifest):
+def files_not_in(directory: str, manifest: Container[str]) -> list[str]:
     """The files of a plain directory (bytecode caches left out) that the manifest lacks."""
-    found = []
+    found: list[str] = []
     for root, dirs, files in os.walk(directory):
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         rel_root = os.path.relpath(root, directory)
@@ -996,7 +1105,7 @@ def files_not_in(directory, manifest):
     return sorted(found)
 
 
-def previous_release(layout, live_id):
+def previous_release(layout: Layout, live_id: str | None) -> str | None:
     """The release that was live before ``live_id``, from the history (None when unknown)."""
     for entry in reversed(layout.history()):
         if entry["id"] != live_id:
@@ -1004,20 +1113,27 @@ def previous_release(layout, live_id):
     return None
 
 
-def prune(layout, keep, protect, check_mode=False, adding=0, pycache_prefix=None):
+def prune(
+    layout: Layout,
+    keep: int,
+    protect: Container[str],
+    check_mode: bool = False,
+    adding: int = 0,
+    pycache_prefix: str | None = None,
+) -> list[str]:
     """Removes the oldest releases beyond ``keep``, never one in ``protect``, with their caches
     below ``pycache_prefix`` when given. Returns the ids. ``adding`` counts a release check mode
     would have built."""
     on_disk = layout.releases_on_disk()
     removable = [r for r in on_disk if r not in protect]
-    doomed = removable[:max(len(on_disk) + adding - keep, 0)]
+    doomed = removable[: max(len(on_disk) + adding - keep, 0)]
     if not check_mode:
         for release_id in doomed:
             remove_release(layout, release_id, pycache_prefix)
     return doomed
 
 
-def remove_release(layout, release_id, pycache_prefix=None):
+def remove_release(layout: Layout, release_id: str, pycache_prefix: str | None = None) -> None:
     """Removes a release directory (its shared paths are symlinks: what they point at stays),
     its caches below ``pycache_prefix``, its kept entry scripts and its record."""
     shutil.rmtree(layout.release_path(release_id))
@@ -1028,7 +1144,9 @@ def remove_release(layout, release_id, pycache_prefix=None):
         os.unlink(layout.meta_path(release_id))
 
 
-def discard(layout, release_id, reason, pycache_prefix=None, check_mode=False):
+def discard(
+    layout: Layout, release_id: str, reason: str, pycache_prefix: str | None = None, check_mode: bool = False
+) -> str:
     """Deals with a release whose checks failed before it went live. A release that has never
     been live is removed; one that has (the live one, or one a rollback may go back to) is kept
     and its record marked with the failure. Each failure is also logged in ``.meta/failures.json``.
@@ -1053,13 +1171,13 @@ def discard(layout, release_id, reason, pycache_prefix=None, check_mode=False):
     return outcome
 
 
-def remove_partials(layout):
+def remove_partials(layout: Layout) -> list[str]:
     """Removes half-built releases a killed run left (under the lock, no other run is building)."""
     try:
         names = os.listdir(layout.releases)
     except FileNotFoundError:
         return []
-    gone = []
+    gone: list[str] = []
     for name in names:
         if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
             shutil.rmtree(os.path.join(layout.releases, name), ignore_errors=True)
