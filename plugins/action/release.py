@@ -27,9 +27,11 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._release import (
     manifest_digest,
 )
 from ansible_collections.pycgi.hosting.plugins.plugin_utils._release_cache import (
+    expected_lacking,
     record_digest,
     recorded_digest,
     remember_commit,
+    remember_contents,
     resolved_commit,
     shared_archive,
     source_manifest,
@@ -128,9 +130,10 @@ class ActionModule(ActionBase):
             host = task_vars.get("inventory_hostname") or self._play_context.remote_addr or ""
             record = (host, str(args.get("path")), args.get("releases_dir"))
             digest = self._digest(manifest, args)
+            recorded = recorded_digest(cache_dir(), *record) if digest else None
             calls = 0
             first = None
-            if digest and recorded_digest(cache_dir(), *record) == digest:
+            if recorded is not None and recorded == digest:
                 # Seen live there before: the hash alone, checked by the host against its record.
                 first = self._execute_module(module_name=MODULE, module_args=dict(args, digest=digest),
                                              task_vars=task_vars)
@@ -140,19 +143,25 @@ class ActionModule(ActionBase):
             manifest_sent = first is None
             if first is None:
                 args["manifest"] = encode_manifest(manifest)
-                first = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+                call_args = args
+                guess = None
+                if recorded is not None and recorded != digest and not self._play_context.check_mode:
+                    # Another manifest was seen live there: the contents it lacks travel with the
+                    # manifest, in the same call. The host checks the guess and asks again if it
+                    # lacks more.
+                    guess = expected_lacking(cache_dir(), recorded, manifest)
+                sent = None
+                if guess:
+                    sent = self._send_archive(source_dir, manifest, guess)
+                    call_args = dict(args, archive=sent[0], speculative=True)
+                first = self._execute_module(module_name=MODULE, module_args=call_args, task_vars=task_vars)
                 calls += 1
+                if sent and not first.get("failed") and not first.get("need_archive"):
+                    first["transferred"] = {"files": sent[1], "bytes": sent[2]}
+                    first["archive_cache"] = sent[3]
             final = first
             if first.get("need_archive") and not first.get("failed"):
-                try:
-                    archive, files, size, archive_state = shared_archive(source_dir, manifest, first["lacking"],
-                                                                         cache_dir())
-                except ReleaseError as exc:
-                    raise AnsibleActionFail(str(exc))
-                remote_tmp = self._connection._shell.tmpdir or self._make_tmp_path()
-                remote = self._connection._shell.join_path(remote_tmp, "release.tar")
-                self._transfer_file(archive, remote)
-                self._fixup_perms2((remote_tmp, remote), execute=False)
+                remote, files, size, archive_state = self._send_archive(source_dir, manifest, first["lacking"])
                 args["archive"] = remote
                 final = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
                 calls += 1
@@ -172,12 +181,27 @@ class ActionModule(ActionBase):
                 # else (a failure, a different hash) forgets the record.
                 seen = final.get("digest") if not final.get("failed") and final.get("digest") == digest else None
                 record_digest(cache_dir(), record[0], record[1], record[2], seen)
+                if seen:
+                    remember_contents(cache_dir(), seen, manifest)
             if commit:
                 final["commit"] = commit
             result.update(final)
             return result
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
+
+    def _send_archive(self, source_dir, manifest, lacking):
+        """Puts the archive of the ``lacking`` contents on the host (one transfer); returns
+        (its path there, files, bytes, archive cache state)."""
+        try:
+            archive, files, size, archive_state = shared_archive(source_dir, manifest, lacking, cache_dir())
+        except ReleaseError as exc:
+            raise AnsibleActionFail(str(exc))
+        remote_tmp = self._connection._shell.tmpdir or self._make_tmp_path()
+        remote = self._connection._shell.join_path(remote_tmp, "release.tar")
+        self._transfer_file(archive, remote)
+        self._fixup_perms2((remote_tmp, remote), execute=False)
+        return remote, files, size, archive_state
 
     @staticmethod
     def _digest(manifest, args):

@@ -586,7 +586,7 @@ def manifest_diff(old: Manifest | None, new: Manifest) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- host side: building
 
 
-def _check_member(member: tarfile.TarInfo, wanted: Container[str]) -> None:
+def _check_member(member: tarfile.TarInfo, wanted: Container[str] | None) -> None:
     name = member.name
     if name.startswith("/"):
         raise ReleaseError("archive member %s has an absolute name: refused" % name)
@@ -605,7 +605,7 @@ def _check_member(member: tarfile.TarInfo, wanted: Container[str]) -> None:
             else "special file"
         )
         raise ReleaseError("archive member %s is a %s: only regular files are accepted" % (name, kind))
-    if not HASH_RE.match(name) or name not in wanted:
+    if not HASH_RE.match(name) or (wanted is not None and name not in wanted):
         raise ReleaseError("archive member %s is not content this release lacks: refused" % name)
 
 
@@ -764,6 +764,7 @@ def build_release(
     source_label: str | None = None,
     pycache_prefix: str | None = None,
     split_entry: Callable[[str], str | None] | None = None,
+    archive_extra_ok: bool = False,
 ) -> dict[str, Any]:
     """Builds release ``release_id`` from hard links into the releases on disk, local copies and
     the lacking contents in ``archive`` (a tar of files named by sha256). Everything happens in
@@ -773,7 +774,8 @@ def build_release(
 
     ``split_entry(path)``, when given, turns the entry script at ``path`` (in the partial
     release) into a launcher and returns the module it wrote, or None when there was nothing
-    to do; see :func:`split_entry_scripts`."""
+    to do; see :func:`split_entry_scripts`. ``archive_extra_ok``: the archive may hold contents
+    the release does not need (they are skipped)."""
     validate_manifest(manifest, shared_paths)
     final = layout.release_path(release_id)
     partial = os.path.join(layout.releases, "." + release_id + PARTIAL_SUFFIX)
@@ -818,7 +820,7 @@ def build_release(
         if needed:
             if not archive:
                 raise ReleaseError("%d files are missing on the host and no archive was given" % len(needed))
-            counts["extracted"] = _extract(archive, partial, needed)
+            counts["extracted"] = _extract(archive, partial, needed, archive_extra_ok)
         for shared in shared_paths:
             target = os.path.join(layout.shared, shared)
             link = os.path.join(partial, shared)
@@ -930,20 +932,38 @@ def _make_parents(base: str, rel_dir: str) -> None:
             os.mkdir(current, 0o755)
 
 
-def _extract(archive: str, partial: str, needed: Needed) -> int:
-    """Writes each needed content from the archive into every path that wants it."""
-    count = 0
-    seen: set[str] = set()
+def _open_archive(archive: str) -> tarfile.TarFile:
     try:
-        tar = tarfile.open(archive, "r:")
+        return tarfile.open(archive, "r:")
     except (OSError, tarfile.TarError) as exc:
         raise ReleaseError("archive %s cannot be read: %s" % (archive, exc))
-    with tar:
+
+
+def archive_contents(archive: str) -> set[str]:
+    """The content hashes an archive of contents holds (its member names, each checked as
+    :func:`_extract` checks it, against no list of wanted contents)."""
+    names: set[str] = set()
+    with _open_archive(archive) as tar:
         for member in tar:
-            _check_member(member, needed)
+            _check_member(member, None)
+            names.add(member.name)
+    return names
+
+
+def _extract(archive: str, partial: str, needed: Needed, extra_ok: bool = False) -> int:
+    """Writes each needed content from the archive into every path that wants it. With
+    ``extra_ok`` (an archive of what the controller expected the host to lack), members the
+    release does not need are skipped instead of refused."""
+    count = 0
+    seen: set[str] = set()
+    with _open_archive(archive) as tar:
+        for member in tar:
+            _check_member(member, None if extra_ok else needed)
             if member.name in seen:
                 raise ReleaseError("archive member %s appears twice: refused" % member.name)
             seen.add(member.name)
+            if member.name not in needed:
+                continue
             first: str | None = None
             for rel, size, mode in needed[member.name]:
                 dst = os.path.join(partial, rel)

@@ -18,6 +18,9 @@ description:
     sent with the connection's own file transfer (ssh, local, podman, ... and V(become) work as for
     M(ansible.builtin.copy)); a second call builds the release. A push with nothing changed is one call and
     reports C(changed=false).
+  - When the controller knows the manifest live on the host (it pushed it there before), the archive of the
+    contents that manifest lacks goes with the new manifest in one call; the host checks that guess and, only if
+    it lacks more, asks for the rest in a second call.
   - "Host layout, for O(path)=C(/usr/lib/cgi-bin): C(/usr/lib/cgi-bin) is a symlink to
     C(.cgi-bin.releases/<id>); each release is a directory C(/usr/lib/.cgi-bin.releases/<id>); what the
     module knows about a release (its manifest, the git commit, the time) is in
@@ -189,6 +192,14 @@ options:
     description:
       - Set by the action plugin (the host path of the archive of lacking contents); not for playbooks.
     type: path
+  speculative:
+    description:
+      - Set by the action plugin with O(archive) and O(manifest) in one call, when the archive holds the contents
+        that the controller expects the host to lack (those of the manifest it last saw live there); not for
+        playbooks. Contents the host already holds are skipped; when the host lacks more than the archive holds,
+        nothing is built and the module asks for the archive of what it lacks.
+    type: bool
+    default: false
   commit:
     description:
       - Set by the action plugin (the commit of a git source); not for playbooks.
@@ -382,6 +393,7 @@ from ansible_collections.pycgi.hosting.plugins.module_utils._release import (
     RELEASE_ID_RE,
     Layout,
     ReleaseError,
+    archive_contents,
     build_release,
     decode_manifest,
     discard,
@@ -534,12 +546,16 @@ def run(module):
         plan = plan_release(layout, manifest, p["shared_paths"], p["entry_launchers"])
         result.update(lacking=plan["lacking"], transferred={"files": len(plan["lacking"]), "bytes": plan["lacking_bytes"]},
                       reused=bool(plan["reuse"]), commit=p["commit"], digest=plan["digest"])
-        result["files"] = manifest_diff(_manifest_of(layout, live), manifest)
         if plan["reuse"]:
             target = plan["reuse"]
-        elif plan["lacking"] and not p["archive"] and not check:
-            # The controller sends the archive and calls again.
+        elif plan["lacking"] and not check and (
+            not p["archive"] or (p["speculative"] and not set(plan["lacking"]) <= archive_contents(p["archive"]))
+        ):
+            # The controller sends the archive of what is lacking and calls again. The files'
+            # diff is left to that call.
             result.update(need_archive=True, release=None)
+            if lock:
+                lock.close()
             return result
         else:
             target = new_release_id(plan["digest"], p["commit"])
@@ -548,7 +564,8 @@ def run(module):
                 counts = build_release(layout, manifest, target, plan["digest"], archive=p["archive"],
                                        shared_paths=p["shared_paths"], commit=p["commit"], source_label=p["source"],
                                        pycache_prefix=p["pycache_prefix"],
-                                       split_entry=entry_splitter(module) if p["entry_launchers"] else None)
+                                       split_entry=entry_splitter(module) if p["entry_launchers"] else None,
+                                       archive_extra_ok=p["speculative"])
                 result["linked"] = {"files": counts["linked"], "pycache": counts["pycache_copied"],
                                     "copied": counts["copied"]}
                 if p["entry_launchers"]:
@@ -556,6 +573,7 @@ def run(module):
                 result["lacking"] = []
             else:
                 result["linked"] = {"files": plan["linked"], "pycache": 0, "copied": plan["copied"]}
+        result["files"] = manifest_diff(_manifest_of(layout, live), manifest)
     elif p["release"]:
         target = p["release"]
         if not os.path.isdir(layout.release_path(target)):
@@ -606,6 +624,7 @@ def main():
             manifest=dict(type="str"),
             digest=dict(type="str"),
             archive=dict(type="path"),
+            speculative=dict(type="bool", default=False),
             commit=dict(type="str"),
             entry_launchers=dict(type="bool", default=False),
             allow_system_path=dict(type="bool", default=False),

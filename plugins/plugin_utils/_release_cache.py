@@ -314,3 +314,50 @@ def record_digest(cache_dir, host, path, releases_dir, digest):
         return
     os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
     write_json(target, {"host": host, "path": path, "releases_dir": releases_dir, "digest": digest}, mode=0o600)
+
+
+# Contents files unused for this long are removed when another is written.
+CONTENTS_KEEP_SECONDS = 30 * 24 * 3600
+
+
+def _contents_path(cache_dir, digest):
+    return os.path.join(cache_dir, "contents", digest + ".json")
+
+
+def remember_contents(cache_dir, digest, manifest):
+    """Keeps the content hashes of the manifest whose hash is ``digest`` (one file per digest,
+    shared by the hosts that hold it), for the next push to guess what a host lacks."""
+    path = _contents_path(cache_dir, digest)
+    if os.path.isfile(path):
+        os.utime(path)
+        return
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    contents = sorted({entry[3] for entry in manifest.values() if entry[0] == FILE})
+    write_json(path, {"format": CACHE_FORMAT, "digest": digest, "contents": contents}, mode=0o600)
+    now = time.time()
+    directory = os.path.dirname(path)
+    for name in os.listdir(directory):
+        other = os.path.join(directory, name)
+        try:
+            if name.endswith(".json") and now - os.lstat(other).st_mtime > CONTENTS_KEEP_SECONDS:
+                os.unlink(other)
+        except OSError:
+            pass
+
+
+def expected_lacking(cache_dir, digest, manifest):
+    """The contents of ``manifest`` that a host whose live release has the manifest hash
+    ``digest`` lacks, as far as the controller knows (a guess the host checks); None when the
+    controller does not know that release's contents."""
+    try:
+        with open(_contents_path(cache_dir, digest)) as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("format") != CACHE_FORMAT or record.get("digest") != digest:
+        return None
+    held = record.get("contents")
+    if not isinstance(held, list):
+        return None
+    held = set(held)
+    return sorted({entry[3] for entry in manifest.values() if entry[0] == FILE and entry[3] not in held})

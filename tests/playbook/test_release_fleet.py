@@ -158,3 +158,34 @@ def test_an_unchanged_source_sends_only_its_hash_and_the_host_checks_it(fleet):
         assert live.read_text() == pushed, host
     for host in fleet["hosts"][3:]:
         assert (behind[host]["changed"], behind[host]["manifest_sent"]) == (False, False), (host, behind[host])
+
+
+def test_a_change_travels_with_the_manifest_and_a_host_that_lacks_more_asks(fleet):
+    import shutil
+    first = play(fleet)
+    assert all(r["module_calls"] == 2 for r in first.values()), first  # nothing known: ask, then send
+
+    # The controller knows the manifest live on every host: the changed contents go with the
+    # manifest, one call per host, one archive for all.
+    edited = fleet["source"] / "app" / "pkg007" / "mod03.py"
+    edited.write_text("VALUE = 'two'\n")
+    second = play(fleet)
+    for host, r in second.items():
+        assert (r["changed"], r["module_calls"], r["transferred"]["files"]) == (True, 1, 1), (host, r)
+        assert r["previous"] == first[host]["release"], (host, r)
+    assert sorted(r["archive_cache"] for r in second.values()) == ["hit"] * (HOSTS - 1) + ["miss"]
+
+    # web3's releases deleted by hand (the live link now dangles): it lacks every content, not
+    # only the changed one. It builds nothing from the partial archive, asks for the rest, and
+    # ends with the same contents as the others.
+    shutil.rmtree(str(fleet["dir"] / "web3" / ".cgi-bin.releases"))
+    edited.write_text("VALUE = 'three'\n")
+    third = play(fleet)
+    assert (third["web3"]["module_calls"], third["web3"]["transferred"]["files"]) == (2, PACKAGES * MODULES + 1)
+    for host in fleet["hosts"]:
+        assert third[host]["changed"], (host, third[host])
+        if host != "web3":
+            assert (third[host]["module_calls"], third[host]["transferred"]["files"]) == (1, 1), (host, third[host])
+        live = fleet["dir"] / host / "cgi-bin" / "app" / "pkg007" / "mod03.py"
+        assert live.read_text() == "VALUE = 'three'\n", host
+    assert len({content(r["release"]) for r in third.values()}) == 1

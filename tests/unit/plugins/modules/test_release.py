@@ -1,6 +1,7 @@
 """pycgi.hosting.release (the host module) run as Ansible runs it, fed what its action plugin
 sends: the manifest, then the archive of the lacking contents. The action plugin itself runs in
 the container tests (tests/container/test_release.py)."""
+import hashlib
 import json
 import os
 import time
@@ -359,3 +360,63 @@ def test_a_compressed_manifest_is_accepted_and_not_echoed_back(tmp_path, host):
     assert result["invocation"]["module_args"]["manifest"] == "(%d characters)" % len(text)
     bad = run_module("release", dict(args, manifest="zlib:bm90IHpsaWI="), tmp_path=tmp_path)
     assert bad["failed"] and "manifest is not valid JSON" in bad["msg"]
+
+
+def push_speculative(tmp_path, host, source, guess):
+    """One call carrying the manifest and an archive of the ``guess`` contents, as the action
+    plugin sends it when it knows the manifest live on the host."""
+    manifest = rel.build_manifest(str(source), rel.walk_source(str(source)))
+    archive = str(tmp_path / "guess.tar")
+    rel.write_archive(str(source), manifest, guess, archive)
+    args = dict(path=str(host), source=str(source), manifest=json.dumps(manifest), archive=archive, speculative=True)
+    result = run_module("release", args, tmp_path=tmp_path)
+    os.unlink(archive)
+    return result, manifest
+
+
+def sha(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_one_call_when_the_archive_holds_what_the_host_lacks(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n", "b.py": "B = 1\n", "lib/c.py": "C = 1\n"})
+    first, _calls = push(tmp_path, host, src)
+    (src / "b.py").write_text("B = 2\n")
+    # The guess may hold contents the host has already (A = 1): they are skipped, not refused.
+    second, _manifest = push_speculative(tmp_path, host, src, [sha("B = 2\n"), sha("A = 1\n")])
+    assert second["changed"] and not second.get("need_archive") and not second.get("failed"), second
+    assert second["previous"] == first["release"] and second["linked"]["files"] == 2
+    assert second["files"] == {"added": [], "changed": ["b.py"], "removed": []}
+    assert (host / "b.py").read_text() == "B = 2\n" and (host / "a.py").read_text() == "A = 1\n"
+
+
+def test_a_guess_short_of_what_the_host_lacks_builds_nothing_and_asks(tmp_path, host):
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n", "b.py": "B = 1\n"})
+    first, _calls = push(tmp_path, host, src)
+    releases = sorted(os.listdir(str(tmp_path / "host" / ".cgi-bin.releases")))
+    (src / "a.py").write_text("A = 2\n")
+    (src / "b.py").write_text("B = 2\n")
+    asked, _manifest = push_speculative(tmp_path, host, src, [sha("B = 2\n")])
+    assert asked["need_archive"] and not asked["changed"], asked
+    assert asked["lacking"] == sorted([sha("A = 2\n"), sha("B = 2\n")])
+    assert sorted(os.listdir(str(tmp_path / "host" / ".cgi-bin.releases"))) == releases
+    assert os.readlink(str(host)) == ".cgi-bin.releases/" + first["release"]
+    # The exact archive then completes the push.
+    second, calls = push(tmp_path, host, src)
+    assert second["changed"] and calls == 2 and (host / "a.py").read_text() == "A = 2\n"
+
+
+def test_a_guess_is_still_checked_member_by_member(tmp_path, host):
+    import tarfile
+    src = make_tree(tmp_path / "src", {"a.py": "A = 1\n"})
+    push(tmp_path, host, src)
+    (src / "a.py").write_text("A = 2\n")
+    manifest = rel.build_manifest(str(src), rel.walk_source(str(src)))
+    archive = tmp_path / "bad.tar"
+    with tarfile.open(str(archive), "w") as tar:
+        tar.add(str(src / "a.py"), arcname=sha("A = 2\n"))
+        tar.add(str(src / "a.py"), arcname="../escape")
+    args = dict(path=str(host), source=str(src), manifest=json.dumps(manifest), archive=str(archive), speculative=True)
+    refused = run_module("release", args, tmp_path=tmp_path)
+    assert refused["failed"] and "archive member ../escape climbs out" in refused["msg"], refused
+    assert (host / "a.py").read_text() == "A = 1\n"

@@ -215,3 +215,37 @@ def test_the_digest_seen_on_a_host_is_kept_per_host_and_root(tmp_path):
     cache.record_digest(cache_dir, "web1", "/srv/cgi-bin", None, digest)
     cache.record_digest(cache_dir, "web1", "/srv/cgi-bin", None, None)
     assert cache.recorded_digest(cache_dir, "web1", "/srv/cgi-bin") is None
+
+
+def test_the_contents_of_a_digest_seen_live_give_what_the_next_push_sends(tmp_path):
+    cache_dir = str(tmp_path / "cache")
+    src = make_tree(tmp_path / "src", APP)
+    before = manifest_of(src)
+    digest = rel.manifest_digest(before)
+    assert cache.expected_lacking(cache_dir, digest, before) is None
+    cache.remember_contents(cache_dir, digest, before)
+    assert cache.expected_lacking(cache_dir, digest, before) == []
+    (src / "lib" / "util.py").write_text("VERSION = 2\n")
+    (src / "new.py").write_text("NEW = 1\n")
+    (src / "copy.py").write_text("VERSION = 1\n")  # content the host holds under another name
+    after = manifest_of(src)
+    assert cache.expected_lacking(cache_dir, digest, after) == sorted(
+        hashlib.sha256(text).hexdigest() for text in (b"VERSION = 2\n", b"NEW = 1\n"))
+    # A damaged or foreign record is no record: the host is asked.
+    path = os.path.join(cache_dir, "contents", digest + ".json")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with open(path, "w") as handle:
+        handle.write('{"format": 2, "digest": "%s", "contents": "not a list"}' % ("b" * 64))
+    assert cache.expected_lacking(cache_dir, digest, after) is None
+
+
+def test_contents_unused_for_a_month_are_removed(tmp_path):
+    cache_dir = str(tmp_path / "cache")
+    src = make_tree(tmp_path / "src", APP)
+    manifest = manifest_of(src)
+    cache.remember_contents(cache_dir, "c" * 64, manifest)
+    old = os.path.join(cache_dir, "contents", "c" * 64 + ".json")
+    month = time.time() - cache.CONTENTS_KEEP_SECONDS - 60
+    os.utime(old, (month, month))
+    cache.remember_contents(cache_dir, "d" * 64, manifest)
+    assert sorted(os.listdir(os.path.join(cache_dir, "contents"))) == ["d" * 64 + ".json"]
