@@ -278,6 +278,9 @@ def main(argv=None):
            "duration": time.monotonic() - started}
     run["machine"]["load average (1, 5, 15 min) at the start"] = load_at_start
     merged = previous_results(latest) if set(wanted) != set(ALL_IDS) else None
+    if merged and not tree_info:
+        # The kept results of B1-B7 refer to the trees of the run that measured them.
+        run["trees"] = merged["run"].get("trees", {})
     benches = dict(merged["benches"]) if merged else {}
     for bid, data in results.items():
         data["run"] = run["machine"]["date"]
