@@ -56,7 +56,8 @@ def work_dirs(out):
 
 def command_output(argv):
     try:
-        return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False).stdout.strip()
+        return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              check=False).stdout.strip()
     except OSError:
         return "not installed"
 
@@ -81,7 +82,8 @@ def machine_facts(python):
         "cpu": "%s, %d cores" % (cpu, os.cpu_count()),
         "memory": "%.0f GiB" % (mem_kib / 1024.0 / 1024.0),
         "os": "%s, kernel %s" % (os_name, platform.release()),
-        "target interpreter": "%s (%s)" % (python, command_output([python, "-c", "import sys; print(sys.version.split()[0])"])),
+        "target interpreter": "%s (%s)" % (
+            python, command_output([python, "-c", "import sys; print(sys.version.split()[0])"])),
         "controller": "Python %s, ansible-core %s" % (platform.python_version(), ansible.release.__version__),
         "podman": command_output(["podman", "--version"]),
         "test image": os.environ.get("PYCGI_TEST_IMAGE", "not set"),
@@ -165,6 +167,10 @@ def main(argv=None):
     parser.add_argument("--out", default=DEFAULT_OUT)
     parser.add_argument("--b8-hosts", default=None,
                         help="B8's host counts, e.g. 1,4 (default 1,2,4,8,16; with --quick 1,4,16)")
+    parser.add_argument("--b8-ssh-hosts", default=None,
+                        help="B8's host counts over SSH, e.g. 1,4 (default 1,4; with --quick 1; 0 for none)")
+    parser.add_argument("--b8-ssh-rounds", type=int, default=None,
+                        help="rounds of B8's SSH part (default --rounds, else 3; with --quick 1)")
     parser.add_argument("--report-only", action="store_true",
                         help="only write latest.md and latest.png again from latest.json")
     args = parser.parse_args(argv)
@@ -187,6 +193,10 @@ def main(argv=None):
     b8_counts = fleet.COUNTS[mode]
     if args.b8_hosts:
         b8_counts = tuple(sorted({int(n) for n in args.b8_hosts.split(",") if n.strip()}))
+    b8_ssh_counts = fleet.SSH_COUNTS[mode]
+    if args.b8_ssh_hosts is not None:
+        b8_ssh_counts = tuple(sorted({int(n) for n in args.b8_ssh_hosts.split(",") if n.strip() and int(n) > 0}))
+    b8_ssh_rounds = args.b8_ssh_rounds or args.rounds or fleet.SSH_ROUNDS[mode]
     started = time.monotonic()
     load_at_start = "%.2f, %.2f, %.2f" % os.getloadavg()
 
@@ -230,7 +240,8 @@ def main(argv=None):
         "B5": lambda: container.b5_selinux(container_ctx),
         "B6": lambda: container.b6_site(container_ctx, tree_paths["synthetic"]),
         "B7": lambda: releases.b7_releases(container_ctx, tree_paths, mode),
-        "B8": lambda: fleet.b8_fleet(container_ctx, b8_counts, rounds["B8"], fleet.RECIPE_MAX[mode]),
+        "B8": lambda: fleet.b8_fleet(container_ctx, b8_counts, rounds["B8"], fleet.RECIPE_MAX[mode],
+                                     b8_ssh_counts, b8_ssh_rounds),
     }
     # Host benchmarks first (B2-B4 start from the caches B1 leaves), containers after.
     order = ["B1", "B2", "B3", "B4", "B0", "B5", "B6", "B7", "B8"]
@@ -267,6 +278,9 @@ def main(argv=None):
            "duration": time.monotonic() - started}
     run["machine"]["load average (1, 5, 15 min) at the start"] = load_at_start
     merged = previous_results(latest) if set(wanted) != set(ALL_IDS) else None
+    if merged and not tree_info:
+        # The kept results of B1-B7 refer to the trees of the run that measured them.
+        run["trees"] = merged["run"].get("trees", {})
     benches = dict(merged["benches"]) if merged else {}
     for bid, data in results.items():
         data["run"] = run["machine"]["date"]
