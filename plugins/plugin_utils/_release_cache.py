@@ -292,12 +292,8 @@ def _host_record_path(cache_dir, host, path, releases_dir):
 def recorded_digest(cache_dir, host, path, releases_dir=None):
     """The manifest hash last seen live on (inventory host, root), or None. Only a hint: the host
     checks it against its own record before trusting it."""
-    try:
-        with open(_host_record_path(cache_dir, host, path, releases_dir)) as handle:
-            record = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("host") != host or record.get("path") != path:
+    record = _load(_host_record_path(cache_dir, host, path, releases_dir), {"host": host, "path": path})
+    if record is None:
         return None
     digest = record.get("digest")
     return digest if isinstance(digest, str) and len(digest) == 64 else None
@@ -349,12 +345,8 @@ def expected_lacking(cache_dir, digest, manifest):
     """The contents of ``manifest`` that a host whose live release has the manifest hash
     ``digest`` lacks, as far as the controller knows (a guess the host checks); None when the
     controller does not know that release's contents."""
-    try:
-        with open(_contents_path(cache_dir, digest)) as handle:
-            record = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("format") != CACHE_FORMAT or record.get("digest") != digest:
+    record = _load(_contents_path(cache_dir, digest), {"format": CACHE_FORMAT, "digest": digest})
+    if record is None:
         return None
     held = record.get("contents")
     if not isinstance(held, list):
