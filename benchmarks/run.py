@@ -105,6 +105,12 @@ def private_collections(work, collections_path, collection_dir):
     `make collection` run by someone else meanwhile must not pull it away mid-benchmark) and
     links to the third-party collections."""
     private = os.path.join(work, "collections")
+    source = os.path.realpath(collection_dir)
+    if os.path.realpath(work).startswith(source + os.sep):
+        # A source-tree link (.build/src) would be copied into itself, without end.
+        sys.exit("pycgi.hosting in %s is the source tree itself (%s), which holds this run's work directory: "
+                 "run `make bench`, or set ANSIBLE_COLLECTIONS_PATH to .build/collections (`make collection`)"
+                 % (collections_path, source))
     shutil.rmtree(private, ignore_errors=True)
     namespaces = os.path.join(collections_path, "ansible_collections")
     for namespace in os.listdir(namespaces):
