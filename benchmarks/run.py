@@ -177,6 +177,12 @@ def main(argv=None):
                         help="B8's host counts over SSH, e.g. 1,4 (default 1,4; with --quick 1; 0 for none)")
     parser.add_argument("--b8-ssh-rounds", type=int, default=None,
                         help="rounds of B8's SSH part (default --rounds, else 3; with --quick 1)")
+    parser.add_argument("--b8-recipe-hosts", default=None,
+                        help="B8's host counts for the builtin recipe (default: those up to %d; with --quick %d)"
+                        % (fleet.RECIPE_MAX["full"], fleet.RECIPE_MAX["quick"]))
+    parser.add_argument("--b8-extend", action="store_true",
+                        help="B8 measures only --b8-hosts (no SSH part) and adds them to the B8 results kept in "
+                             "latest.json, replacing those counts")
     parser.add_argument("--report-only", action="store_true",
                         help="only write latest.md and latest.png again from latest.json")
     args = parser.parse_args(argv)
@@ -203,6 +209,16 @@ def main(argv=None):
     if args.b8_ssh_hosts is not None:
         b8_ssh_counts = tuple(sorted({int(n) for n in args.b8_ssh_hosts.split(",") if n.strip() and int(n) > 0}))
     b8_ssh_rounds = args.b8_ssh_rounds or args.rounds or fleet.SSH_ROUNDS[mode]
+    b8_recipe_counts = None
+    if args.b8_recipe_hosts is not None:
+        b8_recipe_counts = sorted({int(n) for n in args.b8_recipe_hosts.split(",") if n.strip() and int(n) > 0})
+    b8_kept = None
+    if args.b8_extend:
+        kept_document = previous_results(os.path.join(args.out, "latest.json"))
+        b8_kept = (kept_document or {}).get("benches", {}).get("B8")
+        if not b8_kept or b8_kept.get("skipped") or not b8_kept.get("times"):
+            parser.error("--b8-extend: no measured B8 in %s/latest.json to extend" % args.out)
+        b8_ssh_counts = ()
     started = time.monotonic()
     load_at_start = "%.2f, %.2f, %.2f" % os.getloadavg()
 
@@ -247,7 +263,7 @@ def main(argv=None):
         "B6": lambda: container.b6_site(container_ctx, tree_paths["synthetic"]),
         "B7": lambda: releases.b7_releases(container_ctx, tree_paths, mode),
         "B8": lambda: fleet.b8_fleet(container_ctx, b8_counts, rounds["B8"], fleet.RECIPE_MAX[mode],
-                                     b8_ssh_counts, b8_ssh_rounds),
+                                     b8_ssh_counts, b8_ssh_rounds, b8_recipe_counts, b8_kept),
     }
     # Host benchmarks first (B2-B4 start from the caches B1 leaves), containers after.
     order = ["B1", "B2", "B3", "B4", "B0", "B5", "B6", "B7", "B8"]

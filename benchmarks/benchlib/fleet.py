@@ -486,20 +486,48 @@ def ssh_part(ctx, bench, fleet, containers, counts, rounds, variables, push):
             for measure in ("CPU per host", "wall")]
 
 
-def b8_fleet(ctx, counts, rounds, recipe_max=RECIPE_MAX["full"], ssh_counts=(), ssh_rounds=1):
+def _extend(bench, kept, counts):
+    """Starts ``bench`` from the kept B8 results (``--b8-extend``): their timings, facts, notes and
+    checks stay; the ``counts`` measured now replace theirs."""
+    for key, entry in kept.get("times", {}).items():
+        if key.startswith(("site.yml ", "recipe ")) and int(key.split(" N=")[1].split(":")[0]) in counts:
+            continue
+        bench.times[key] = list(entry["values"])
+    bench.facts.update(kept.get("facts", {}))
+    bench.facts.pop("duration of this benchmark", None)
+    bench.notes.extend(kept.get("notes", []))
+    bench.checks.extend(kept.get("checks", []))
+    return [(r["label"], r["numerator"], r["denominator"]) for r in kept.get("ratios", []) if r.get("op") is None
+            and not r["label"].startswith(("nothing changed N=", "one-file push N="))]
+
+
+def _counts_in(bench, series):
+    prefix = series + " N="
+    return sorted({int(key[len(prefix):].split(":")[0]) for key in bench.times if key.startswith(prefix)})
+
+
+def b8_fleet(ctx, counts, rounds, recipe_max=RECIPE_MAX["full"], ssh_counts=(), ssh_rounds=1, recipe_counts=None,
+             kept=None):
+    """``recipe_counts``: the counts the recipe is measured on (default: those up to
+    ``recipe_max``). ``kept``: the B8 results of an earlier run, extended by this one's counts
+    (its SSH part is kept as it was)."""
     bench = Bench("B8", "site.yml on 1-16 hosts (containers, podman connection, forks = hosts): nothing changed, "
                   "and a one-file push; then over SSH with Ansible's defaults, with pipelining, without connection "
                   "reuse",
                   "the builtin recipe (copy of the tree, command: compileall, file: recurse, blockinfile); over SSH, "
                   "the settings against each other and against the podman connection (informative)",
                   "CPU per host (controller + host) at 16 hosts <= 1.2x at 1 host; <= 0.5x the recipe's at every N")
-    recipe_counts = [n for n in counts if n <= recipe_max]
+    if recipe_counts is None:
+        recipe_counts = [n for n in counts if n <= recipe_max]
+    kept_ratios = _extend(bench, kept, set(counts) | set(recipe_counts)) if kept else []
+    started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     source = make_source(ctx.example_app, os.path.join(ctx.workdir, "b8-source"))
     shutil.rmtree(os.path.join(ctx.workdir, "release-cache"), ignore_errors=True)
     bench.facts["source"] = "%(sources)d Python sources in %(dirs)d directories (examples/app + a generated package)" \
         % trees.tree_stats(source)
-    bench.facts["load average at the start"] = "%.2f, %.2f, %.2f" % os.getloadavg()
-    bench.facts["hosts counts"] = (
+    bench.facts["load average at the start" + (" (extension run)" if kept else "")] = \
+        "%.2f, %.2f, %.2f" % os.getloadavg()
+    bench.facts["hosts counts" + (" (extension run, %s)" % started_at if kept else "")] = (
         "site.yml: %s; recipe: %s (its copy costs a round trip per file and host); over SSH: %s (%d round(s))"
         % (", ".join(map(str, counts)), ", ".join(map(str, recipe_counts)), ", ".join(map(str, ssh_counts)) or "none",
            ssh_rounds))
@@ -551,13 +579,19 @@ def b8_fleet(ctx, counts, rounds, recipe_max=RECIPE_MAX["full"], ssh_counts=(), 
                 bench.checks.append({"label": "site.yml over SSH measured", "value": str(exc).splitlines()[0][:300],
                                      "met": False})
                 bench.note("The SSH part failed:\n\n```\n%s\n```" % traceback.format_exc()[-4000:])
-        bench.facts["load average at the end"] = "%.2f, %.2f, %.2f" % os.getloadavg()
+        bench.facts["load average at the end" + (" (extension run)" if kept else "")] = \
+            "%.2f, %.2f, %.2f" % os.getloadavg()
     finally:
         if fleet is not None and fleet.ssh is not None:
             fleet.ssh.close()
         for container in containers:
             container.remove()
-    low, high = min(counts), max(counts)
+    if kept:
+        # The ratios over every count now measured, this run's and the kept ones.
+        curve = _counts_in(bench, "site.yml nothing changed")
+        recipe_counts = _counts_in(bench, "recipe nothing changed")
+        ssh_ratios = kept_ratios + ssh_ratios
+    low, high = min(curve), max(curve)
     for case in ("nothing changed", "one-file push"):
         bench.ratio("%s: CPU per host N=%d / N=%d" % (case, high, low), "site.yml %s N=%d: CPU per host" % (case, high),
                     "site.yml %s N=%d: CPU per host" % (case, low), "<=", 1.2)
