@@ -100,6 +100,11 @@ def installed_collection():
     return base, path
 
 
+def positive_counts(text):
+    """Host counts from a comma-separated option ("1,4"; "0" or "" for none), sorted, each once."""
+    return sorted({int(n) for n in text.split(",") if n.strip() and int(n) > 0})
+
+
 def private_collections(work, collections_path, collection_dir):
     """A collections path of this run's own: a copy of the installed pycgi.hosting (a
     `make collection` run by someone else meanwhile must not pull it away mid-benchmark) and
@@ -207,11 +212,11 @@ def main(argv=None):
         b8_counts = tuple(sorted({int(n) for n in args.b8_hosts.split(",") if n.strip()}))
     b8_ssh_counts = fleet.SSH_COUNTS[mode]
     if args.b8_ssh_hosts is not None:
-        b8_ssh_counts = tuple(sorted({int(n) for n in args.b8_ssh_hosts.split(",") if n.strip() and int(n) > 0}))
+        b8_ssh_counts = tuple(positive_counts(args.b8_ssh_hosts))
     b8_ssh_rounds = args.b8_ssh_rounds or args.rounds or fleet.SSH_ROUNDS[mode]
     b8_recipe_counts = None
     if args.b8_recipe_hosts is not None:
-        b8_recipe_counts = sorted({int(n) for n in args.b8_recipe_hosts.split(",") if n.strip() and int(n) > 0})
+        b8_recipe_counts = positive_counts(args.b8_recipe_hosts)
     b8_kept = None
     if args.b8_extend:
         kept_document = previous_results(os.path.join(args.out, "latest.json"))

@@ -490,7 +490,7 @@ def _extend(bench, kept, counts):
     """Starts ``bench`` from the kept B8 results (``--b8-extend``): their timings, facts, notes and
     checks stay; the ``counts`` measured now replace theirs."""
     for key, entry in kept.get("times", {}).items():
-        if key.startswith(("site.yml ", "recipe ")) and int(key.split(" N=")[1].split(":")[0]) in counts:
+        if key.startswith(("site.yml ", "recipe ")) and _count_of(key) in counts:
             continue
         bench.times[key] = list(entry["values"])
     bench.facts.update(kept.get("facts", {}))
@@ -501,9 +501,14 @@ def _extend(bench, kept, counts):
             and not r["label"].startswith(("nothing changed N=", "one-file push N="))]
 
 
-def _counts_in(bench, series):
-    prefix = series + " N="
-    return sorted({int(key[len(prefix):].split(":")[0]) for key in bench.times if key.startswith(prefix)})
+def _count_of(key):
+    """The host count in a timing key such as ``"recipe nothing changed N=8: wall"``."""
+    return int(key.split(" N=")[1].split(":")[0])
+
+
+def _counts_in(times, series):
+    """The host counts timed for ``series`` (keys of ``times``), in order."""
+    return sorted({_count_of(key) for key in times if key.startswith(series + " N=")})
 
 
 def b8_fleet(ctx, counts, rounds, recipe_max=RECIPE_MAX["full"], ssh_counts=(), ssh_rounds=1, recipe_counts=None,
@@ -588,8 +593,8 @@ def b8_fleet(ctx, counts, rounds, recipe_max=RECIPE_MAX["full"], ssh_counts=(), 
             container.remove()
     if kept:
         # The ratios over every count now measured, this run's and the kept ones.
-        curve = _counts_in(bench, "site.yml nothing changed")
-        recipe_counts = _counts_in(bench, "recipe nothing changed")
+        curve = _counts_in(bench.times, "site.yml nothing changed")
+        recipe_counts = _counts_in(bench.times, "recipe nothing changed")
         ssh_ratios = kept_ratios + ssh_ratios
     low, high = min(curve), max(curve)
     for case in ("nothing changed", "one-file push"):
@@ -620,11 +625,8 @@ def write_curve_chart(bench_dict, path):
     fig, axes = plt.subplots(1, 3 if settings else 2, figsize=(16.5 if settings else 11, 4.2))
     cpu_ax, wall_ax = axes[0], axes[1]
 
-    def counts_of(name):
-        return sorted({int(key.split(" N=")[1].split(":")[0]) for key in times if key.startswith(name + " N=")})
-
     for name in curve:
-        counts = counts_of(name)
+        counts = _counts_in(times, name)
         style = "-" if name.startswith("site.yml") else "--"
         for axis, measure in ((cpu_ax, "CPU per host"), (wall_ax, "wall")):
             values = [times["%s N=%d: %s" % (name, n, measure)]["median"] for n in counts]
@@ -636,7 +638,7 @@ def write_curve_chart(bench_dict, path):
         for name in settings:
             setting = name.split(", ")[0]
             color = colors.setdefault(setting, "C%d" % len(colors))
-            counts = counts_of(name)
+            counts = _counts_in(times, name)
             values = [times["%s N=%d: CPU per host" % (name, n)]["median"] for n in counts]
             axes[2].plot(counts, values, "-" if name.endswith("nothing changed") else ":", marker="o", color=color,
                          label=name)
