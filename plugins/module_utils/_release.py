@@ -20,6 +20,7 @@ Host layout, for a root ``/usr/lib/cgi-bin``::
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -27,11 +28,13 @@ import fnmatch
 import hashlib
 import io
 import json
+import mmap
 import os
 import re
 import shutil
 import stat
 import tarfile
+import threading
 import time
 import zlib
 from typing import TYPE_CHECKING, Any, cast
@@ -587,25 +590,103 @@ def manifest_diff(old: Manifest | None, new: Manifest) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- host side: building
 
 
-def _check_member(member: tarfile.TarInfo, wanted: Container[str] | None) -> None:
-    name = member.name
+TAR_BLOCK = 512
+ZERO_BLOCK = bytes(TAR_BLOCK)
+# Header types an archive of contents never holds, as its refusals name them.
+TAR_KINDS = {
+    b"1": "hard link",
+    b"2": "symlink",
+    b"3": "device",
+    b"4": "device",
+    b"5": "directory",
+    b"K": "GNU long link name",
+}
+# Threads that create a release's names. A build's cost is the kernel's, creating names in the
+# file system (most of all on the overlay file systems of containers), and the files of
+# different directories are independent: each thread takes a directory at a time.
+BUILD_THREADS = 4
+
+
+def _tar_number(field: bytes) -> int:
+    if field[:1] == b"\x80":
+        return int.from_bytes(field[1:], "big")
+    return int(field.split(b"\0", 1)[0].strip(b" ") or b"0", 8)
+
+
+def _pax_records(raw: bytes) -> dict[str, str]:
+    """The ``key=value`` records of a pax header's data (``"<length> <key>=<value>\\n"`` each)."""
+    records: dict[str, str] = {}
+    position = 0
+    while position < len(raw) and raw[position] != 0:
+        space = raw.index(b" ", position)
+        length = int(raw[position:space])
+        if length <= space - position:
+            raise ValueError("pax record of length %d" % length)
+        key, _sep, value = raw[space + 1 : position + length - 1].partition(b"=")
+        records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+        position += length
+    return records
+
+
+def _tar_members(archive: str, data: Any) -> Iterator[tuple[str, bytes, int, int, int]]:
+    """``(name, type flag, offset of the data, size, mtime)`` for each member of the tar held in
+    ``data`` (bytes or an mmap). Only what an archive of contents needs is read, strictly: ustar
+    headers whose checksums hold, whose data lies inside the archive. A pax header's path, size
+    and mtime, and a GNU long name, apply to the member that follows them (so that a refusal
+    names the member as tar would)."""
+    offset = 0
+    end = len(data)
+    extended: dict[str, str] = {}
+    while offset < end:
+        header = data[offset : offset + TAR_BLOCK]
+        if header == ZERO_BLOCK:
+            return
+        if len(header) < TAR_BLOCK:
+            raise ReleaseError("archive %s cannot be read: it ends inside a header (truncated)" % archive)
+        try:
+            checksum, size, mtime = (_tar_number(header[i:j]) for i, j in ((148, 156), (124, 136), (136, 148)))
+        except ValueError:
+            checksum = size = mtime = -1
+        if checksum != sum(header[:148]) + 8 * 32 + sum(header[156:]) or header[257:262] != b"ustar":
+            raise ReleaseError("archive %s cannot be read: no valid tar header at byte %d" % (archive, offset))
+        name = header[:100].split(b"\0", 1)[0]
+        prefix = header[345:500].split(b"\0", 1)[0]
+        if prefix:
+            name = prefix + b"/" + name
+        text = name.decode("utf-8", "surrogateescape")
+        kind = header[156:157]
+        start = offset + TAR_BLOCK
+        if kind not in (b"x", b"g", b"L"):
+            try:
+                text = extended.get("path", text)
+                size = int(extended.get("size", size))
+                mtime = int(float(extended.get("mtime", mtime)))
+            except ValueError:
+                raise ReleaseError("archive %s cannot be read: a bad pax header for member %s" % (archive, text))
+            extended = {}
+        if start + size > end:
+            raise ReleaseError("archive %s cannot be read: member %s is truncated" % (archive, text))
+        offset = start + (size + TAR_BLOCK - 1) // TAR_BLOCK * TAR_BLOCK
+        if kind == b"x" or kind == b"L":
+            raw = data[start : start + size]
+            try:
+                extended.update(_pax_records(raw) if kind == b"x" else {"path": raw.split(b"\0", 1)[0].decode()})
+            except ValueError:
+                raise ReleaseError("archive %s cannot be read: a bad extended header at byte %d" % (archive, offset))
+        elif kind != b"g":
+            yield text, kind, start, size, mtime
+    raise ReleaseError("archive %s cannot be read: it ends before tar's end-of-archive block (truncated)" % archive)
+
+
+def _check_member(name: str, kind: bytes, wanted: Container[str] | None) -> None:
     if name.startswith("/"):
         raise ReleaseError("archive member %s has an absolute name: refused" % name)
     if ".." in name.split("/"):
         raise ReleaseError("archive member %s climbs out with '..': refused" % name)
-    if not member.isreg():
-        kind = (
-            "symlink"
-            if member.issym()
-            else "hard link"
-            if member.islnk()
-            else "device"
-            if (member.ischr() or member.isblk())
-            else "directory"
-            if member.isdir()
-            else "special file"
+    if kind not in (b"0", b"\0"):
+        raise ReleaseError(
+            "archive member %s is a %s: only regular files are accepted" % (name, TAR_KINDS.get(kind, "special file"))
         )
-        raise ReleaseError("archive member %s is a %s: only regular files are accepted" % (name, kind))
     if not HASH_RE.match(name) or (wanted is not None and name not in wanted):
         raise ReleaseError("archive member %s is not content this release lacks: refused" % name)
 
@@ -627,6 +708,54 @@ def _write_new(path: str, source_handle: IO[bytes], size: int, mode: int, mtime:
     os.utime(path, (mtime, mtime), follow_symlinks=False)
 
 
+def _write_from(data: Any, path: str, start: int, size: int, mode: int, mtime: int) -> int:
+    """Creates ``path`` (never through a symlink, never over an existing file) from ``size``
+    bytes of ``data`` at ``start``; returns its mtime in ns."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        position, end = start, start + size
+        while position < end:
+            position += os.write(fd, data[position : min(position + CHUNK, end)])
+        os.fchmod(fd, mode)
+        os.utime(fd, (mtime, mtime))
+        return os.fstat(fd).st_mtime_ns
+    finally:
+        os.close(fd)
+
+
+def _in_threads(func: Callable[[Any], Any], items: Sequence[Any], threads: int = BUILD_THREADS) -> list[Any]:
+    """``[func(item) for item in items]``, run on up to ``threads`` threads. The first error
+    stops the threads (each finishes the item it holds) and is raised."""
+    if threads <= 1 or len(items) <= 1:
+        return [func(item) for item in items]
+    results: list[Any] = [None] * len(items)
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    positions = iter(range(len(items)))
+
+    def work() -> None:
+        while True:
+            with lock:
+                index = None if errors else next(positions, None)
+            if index is None:
+                return
+            try:
+                results[index] = func(items[index])
+            except BaseException as error:  # raised again below, in the calling thread
+                with lock:
+                    errors.append(error)
+                return
+
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(min(threads, len(items)))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 def prefix_cache_dir(prefix: str, directory: str) -> str:
     """Where Python keeps the caches of the sources in ``directory`` under PYTHONPYCACHEPREFIX
     ``prefix``: the directory's real path (as sys.path has it) below the prefix, with no
@@ -643,12 +772,25 @@ def _make_cache_dirs(src_dir: str, dst_dir: str) -> None:
         missing.append((src, dst))
         src, dst = os.path.dirname(src), os.path.dirname(dst)
     for src, dst in reversed(missing):
-        os.mkdir(dst, 0o700)
+        try:
+            os.mkdir(dst, 0o700)
+        except FileExistsError:
+            # Made by another thread of the same build (below a cache prefix, the cache trees
+            # of sibling directories share their parents).
+            if os.path.isdir(dst) and not os.path.islink(dst):
+                continue
+            raise
         _copy_owner_mode(dst, os.lstat(src) if os.path.isdir(src) else os.lstat(os.path.dirname(dst)))
         _copy_label(src, dst)
 
 
-def _copy_pycache(src_file: str, dst_file: str, pycache_prefix: str | None = None, dst_final: str | None = None) -> int:
+def _copy_pycache(
+    src_file: str,
+    dst_file: str,
+    pycache_prefix: str | None = None,
+    dst_final: str | None = None,
+    listings: dict[str, list[str]] | None = None,
+) -> int:
     """Copies the caches of ``src_file`` (``__pycache__/<stem>.*.pyc`` beside it, or below
     ``pycache_prefix`` when the web server runs with one) to where Python will look for those of
     ``dst_file``, whose path once its release is live is ``dst_final``. The source is the same
@@ -672,14 +814,19 @@ def _copy_pycache(src_file: str, dst_file: str, pycache_prefix: str | None = Non
         dst_cache = os.path.join(os.path.dirname(dst_file), "__pycache__")
     stem = os.path.basename(src_file).rpartition(".")[0] or os.path.basename(src_file)
     dst_stem = os.path.basename(dst_file)[: -len(".py")]
-    try:
-        names = [
-            n
-            for n in os.listdir(src_cache)
-            if n.startswith(stem + ".") and n.endswith(".pyc") and n[len(stem) + 1 :].count(".") in (1, 2)
-        ]
-    except OSError:
-        return 0
+    listing = listings.get(src_cache) if listings is not None else None
+    if listing is None:
+        try:
+            listing = os.listdir(src_cache)
+        except OSError:
+            listing = []
+        if listings is not None:
+            listings[src_cache] = listing
+    names = [
+        n
+        for n in listing
+        if n.startswith(stem + ".") and n.endswith(".pyc") and n[len(stem) + 1 :].count(".") in (1, 2)
+    ]
     if not names:
         return 0
     if not os.path.isdir(dst_cache):
@@ -753,6 +900,21 @@ def _copy_owner_mode(path: str, st: os.stat_result) -> None:
     os.chmod(path, stat.S_IMODE(st.st_mode))
 
 
+def _make_dirs(base: str, dirs: Sequence[str]) -> None:
+    """Creates the directories ``dirs`` (relative, parents listed before their children) below
+    ``base``, mode 0700 until the release is complete: each level at once, side by side."""
+    levels: dict[int, dict[str, list[str]]] = {}
+    for rel in dirs:
+        levels.setdefault(rel.count("/"), {}).setdefault(os.path.dirname(rel), []).append(rel)
+
+    def make(group: list[str]) -> None:
+        for rel in group:
+            os.mkdir(os.path.join(base, rel), 0o700)
+
+    for depth in sorted(levels):
+        _in_threads(make, list(levels[depth].values()))
+
+
 def build_release(
     layout: Layout,
     manifest: Manifest,
@@ -766,6 +928,7 @@ def build_release(
     pycache_prefix: str | None = None,
     split_entry: Callable[[str], str | None] | None = None,
     archive_extra_ok: bool = False,
+    validated: bool = False,
 ) -> dict[str, Any]:
     """Builds release ``release_id`` from hard links into the releases on disk, local copies and
     the lacking contents in ``archive`` (a tar of files named by sha256). Everything happens in
@@ -776,8 +939,13 @@ def build_release(
     ``split_entry(path)``, when given, turns the entry script at ``path`` (in the partial
     release) into a launcher and returns the module it wrote, or None when there was nothing
     to do; see :func:`split_entry_scripts`. ``archive_extra_ok``: the archive may hold contents
-    the release does not need (they are skipped)."""
-    validate_manifest(manifest, shared_paths)
+    the release does not need (they are skipped). ``validated``: the caller has checked this
+    manifest with these shared paths already (:func:`plan_release` does).
+
+    The directories of each level, and the files of each directory, are created on
+    ``BUILD_THREADS`` threads; every content is checked before the first file is written."""
+    if not validated:
+        validate_manifest(manifest, shared_paths)
     final = layout.release_path(release_id)
     partial = os.path.join(layout.releases, "." + release_id + PARTIAL_SUFFIX)
     originals = layout.originals_path(release_id)
@@ -794,23 +962,20 @@ def build_release(
     os.mkdir(partial, 0o700)
     try:
         dirs = sorted(r for r, e in manifest.items() if e[0] == DIRECTORY)
-        for rel in dirs:
-            os.mkdir(os.path.join(partial, rel), 0o700)
+        _make_dirs(partial, dirs)
         mtimes: dict[str, int] = {}
         needed: Needed = {}
         linked: set[str] = set()
+        # The files each directory gets from hard links and from the archive, made by one thread.
+        by_dir: dict[str, list[tuple[Any, ...]]] = {}
         for rel, (kind, size, mode, sha) in sorted(manifest.items()):
             dst = os.path.join(partial, rel)
             if kind == LINK:
                 os.symlink(sha, dst)
             elif kind == FILE:
                 if (sha, mode) in by_mode:
-                    os.link(by_mode[(sha, mode)], dst, follow_symlinks=False)
+                    by_dir.setdefault(os.path.dirname(rel), []).append(("link", rel, by_mode[(sha, mode)]))
                     linked.add(rel)
-                    counts["linked"] += 1
-                    counts["pycache_copied"] += _copy_pycache(
-                        by_mode[(sha, mode)], dst, pycache_prefix, os.path.join(final, rel)
-                    )
                 elif sha in by_hash:
                     src = by_hash[sha]
                     with open(src, "rb") as handle:
@@ -818,17 +983,41 @@ def build_release(
                     counts["copied"] += 1
                 else:
                     needed.setdefault(sha, []).append((rel, size, mode))
-        if needed:
-            if not archive:
-                raise ReleaseError("%d files are missing on the host and no archive was given" % len(needed))
-            counts["extracted"] = _extract(archive, partial, needed, archive_extra_ok)
+        if needed and not archive:
+            raise ReleaseError("%d files are missing on the host and no archive was given" % len(needed))
+        with _mapped(archive if needed else None) as data:
+            if needed:
+                for write in _archive_writes(cast("str", archive), data, needed, archive_extra_ok):
+                    by_dir.setdefault(os.path.dirname(write[1]), []).append(write)
+
+            def make_files(jobs: list[tuple[Any, ...]]) -> tuple[int, int, int, dict[str, int]]:
+                made: dict[str, int] = {}
+                listings: dict[str, list[str]] = {}
+                links = caches = writes = 0
+                for job in jobs:
+                    dst = os.path.join(partial, job[1])
+                    if job[0] == "link":
+                        os.link(job[2], dst, follow_symlinks=False)
+                        links += 1
+                        caches += _copy_pycache(job[2], dst, pycache_prefix, os.path.join(final, job[1]), listings)
+                        made[job[1]] = os.lstat(dst).st_mtime_ns
+                    else:
+                        made[job[1]] = _write_from(data, dst, *job[2:])
+                        writes += 1
+                return links, caches, writes, made
+
+            for links, caches, writes, made in _in_threads(make_files, list(by_dir.values())):
+                counts["linked"] += links
+                counts["pycache_copied"] += caches
+                counts["extracted"] += writes
+                mtimes.update(made)
         for shared in shared_paths:
             target = os.path.join(layout.shared, shared)
             link = os.path.join(partial, shared)
             _make_parents(partial, os.path.dirname(shared))
             os.symlink(os.path.relpath(target, os.path.dirname(os.path.join(final, shared))), link)
         for rel, (kind, _size, _mode, _sha) in manifest.items():
-            if kind == FILE:
+            if kind == FILE and rel not in mtimes:
                 mtimes[rel] = os.lstat(os.path.join(partial, rel)).st_mtime_ns
         if label_base:
             # A hard link has its label already (the inode's); the rest, new paths, take the
@@ -933,55 +1122,70 @@ def _make_parents(base: str, rel_dir: str) -> None:
             os.mkdir(current, 0o755)
 
 
-def _open_archive(archive: str) -> tarfile.TarFile:
+@contextlib.contextmanager
+def _mapped(archive: str | None) -> Iterator[Any]:
+    """The bytes of ``archive``, mapped (read-only) while the context lasts."""
+    if archive is None:
+        yield b""
+        return
     try:
-        return tarfile.open(archive, "r:")
-    except (OSError, tarfile.TarError) as exc:
-        raise ReleaseError("archive %s cannot be read: %s" % (archive, exc))
+        handle = open(archive, "rb")
+    except OSError as exc:
+        raise ReleaseError("archive %s cannot be read: %s" % (archive, exc.strerror or exc))
+    with handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            yield b""
+            return
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            yield data
 
 
 def archive_contents(archive: str) -> set[str]:
     """The content hashes an archive of contents holds (its member names, each checked as
-    :func:`_extract` checks it, against no list of wanted contents)."""
+    :func:`_archive_writes` checks it, against no list of wanted contents)."""
     names: set[str] = set()
-    with _open_archive(archive) as tar:
-        for member in tar:
-            _check_member(member, None)
-            names.add(member.name)
+    with _mapped(archive) as data:
+        for name, kind, _start, _size, _mtime in _tar_members(archive, data):
+            _check_member(name, kind, None)
+            names.add(name)
     return names
 
 
-def _extract(archive: str, partial: str, needed: Needed, extra_ok: bool = False) -> int:
-    """Writes each needed content from the archive into every path that wants it. With
-    ``extra_ok`` (an archive of what the controller expected the host to lack), members the
-    release does not need are skipped instead of refused."""
-    count = 0
+def _sha256_of(data: Any, start: int, size: int) -> str:
+    check = hashlib.sha256()
+    for position in range(start, start + size, CHUNK):
+        check.update(data[position : min(position + CHUNK, start + size)])
+    return check.hexdigest()
+
+
+def _archive_writes(
+    archive: str, data: Any, needed: Needed, extra_ok: bool = False
+) -> list[tuple[str, str, int, int, int, int]]:
+    """The files to write from the archive mapped in ``data``: ``(kind, rel, start, size, mode,
+    mtime)`` for every path that wants each needed content, each content checked (name, type,
+    size and sha256) before anything is written. With ``extra_ok`` (an archive of what the
+    controller expected the host to lack), members the release does not need are skipped
+    instead of refused."""
+    writes: list[tuple[str, str, int, int, int, int]] = []
     seen: set[str] = set()
-    with _open_archive(archive) as tar:
-        for member in tar:
-            _check_member(member, None if extra_ok else needed)
-            if member.name in seen:
-                raise ReleaseError("archive member %s appears twice: refused" % member.name)
-            seen.add(member.name)
-            if member.name not in needed:
-                continue
-            first: str | None = None
-            for rel, size, mode in needed[member.name]:
-                dst = os.path.join(partial, rel)
-                if first is None:
-                    _write_new(dst, cast("IO[bytes]", tar.extractfile(member)), size, mode, member.mtime, member.name)
-                    first = dst
-                else:
-                    with open(first, "rb") as handle:
-                        _write_new(dst, handle, size, mode, member.mtime, member.name)
-                count += 1
+    for name, kind, start, size, mtime in _tar_members(archive, data):
+        _check_member(name, kind, None if extra_ok else needed)
+        if name in seen:
+            raise ReleaseError("archive member %s appears twice: refused" % name)
+        seen.add(name)
+        if name not in needed:
+            continue
+        wants = needed[name]
+        if any(want_size != size for _rel, want_size, _mode in wants) or _sha256_of(data, start, size) != name:
+            raise ReleaseError("content for %s does not match its manifest hash (archive %s)" % (wants[0][0], archive))
+        writes.extend(("write", rel, start, size, mode, mtime) for rel, _size, mode in wants)
     missing = sorted(set(needed) - seen)
     if missing:
         raise ReleaseError(
             "archive %s lacks %d contents the release needs (for %s)"
             % (archive, len(missing), needed[missing[0]][0][0])
         )
-    return count
+    return writes
 
 
 def ensure_shared(

@@ -565,7 +565,7 @@ def run(module):
                                        shared_paths=p["shared_paths"], commit=p["commit"], source_label=p["source"],
                                        pycache_prefix=p["pycache_prefix"],
                                        split_entry=entry_splitter(module) if p["entry_launchers"] else None,
-                                       archive_extra_ok=p["speculative"])
+                                       archive_extra_ok=p["speculative"], validated=True)
                 result["linked"] = {"files": counts["linked"], "pycache": counts["pycache_copied"],
                                     "copied": counts["copied"]}
                 if p["entry_launchers"]:
