@@ -746,7 +746,7 @@ def _in_threads(func: Callable[[Any], Any], items: Sequence[Any], threads: int =
                     errors.append(error)
                 return
 
-    workers = [threading.Thread(target=work, daemon=True) for _ in range(min(threads, len(items)))]
+    workers = [threading.Thread(target=work, daemon=True) for _number in range(min(threads, len(items)))]
     for worker in workers:
         worker.start()
     for worker in workers:
